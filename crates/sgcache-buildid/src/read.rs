@@ -222,10 +222,10 @@ fn read_macho<R: ReadAt + ?Sized>(
     data: &[u8],
     read_size: usize,
 ) -> Result<Vec<u8>, Error> {
-    if let Ok(id) = read_raw(name, data) {
-        if !id.is_empty() {
-            return Ok(id);
-        }
+    if let Ok(id) = read_raw(name, data)
+        && !id.is_empty()
+    {
+        return Ok(id);
     }
     let mf = macho::parse(f).map_err(|e| Error::malformed(name, e))?;
     let sect = mf
