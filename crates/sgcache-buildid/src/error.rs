@@ -56,6 +56,22 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The build ID has no `/`: Go 1.7 and older, which `-w` cannot update.
+    #[error("{}: build ID is a legacy format...binary too old for this tool", path.display())]
+    Legacy {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The recomputed ID would not fit where the old one was (Go's "internal error").
+    #[error("{}: build ID length mismatch {old:?} vs {new:?}", path.display())]
+    LengthMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The ID in the file.
+        old: String,
+        /// The ID that would replace it.
+        new: String,
+    },
     /// `find_and_hash` was given an empty ID.
     #[error("buildid.FindAndHash: no id specified")]
     NoId,

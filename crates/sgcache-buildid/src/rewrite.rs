@@ -61,22 +61,18 @@ pub fn rewrite_file(path: &Path) -> Result<Vec<u8>, Error> {
     let id = crate::read_file(path)?;
     let (matches, hash) = crate::find_and_hash_file(path, &id)?;
     let Some(slash) = id.iter().rposition(|&b| b == b'/') else {
-        return Err(Error::malformed(
-            path,
-            "build ID is a legacy format...binary too old for this tool",
-        ));
+        return Err(Error::Legacy {
+            path: path.to_owned(),
+        });
     };
     let mut new_id = id[..slash + 1].to_vec();
     new_id.extend_from_slice(crate::hash_to_string(&hash).as_bytes());
     if new_id.len() != id.len() {
-        return Err(Error::malformed(
-            path,
-            format!(
-                "build ID length mismatch {:?} vs {:?}",
-                String::from_utf8_lossy(&id),
-                String::from_utf8_lossy(&new_id)
-            ),
-        ));
+        return Err(Error::LengthMismatch {
+            path: path.to_owned(),
+            old: String::from_utf8_lossy(&id).into_owned(),
+            new: String::from_utf8_lossy(&new_id).into_owned(),
+        });
     }
     if matches.is_empty() {
         return Ok(new_id);

@@ -1,0 +1,187 @@
+//! `sgcache buildid [-w] FILE` against `go tool buildid [-w] FILE`, running both binaries.
+//!
+//! Needs the go command for the comparisons (skips them, saying why, without it); the error
+//! cases run everywhere.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sgcache(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sgcache"))
+        .args(args)
+        .output()
+        .expect("run sgcache")
+}
+
+fn go_available() -> bool {
+    Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
+}
+
+fn go_tool_buildid(args: &[&str]) -> Output {
+    Command::new("go")
+        .args(["tool", "buildid"])
+        .args(args)
+        .output()
+        .expect("run go tool buildid")
+}
+
+/// Exit 1 and exactly one line on stderr, naming the problem.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr: {err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("sgcache buildid: "), "{err:?}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+}
+
+#[test]
+fn errors_are_one_line_and_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).to_string_lossy().into_owned();
+    std::fs::write(p("short"), b"abc").unwrap();
+    std::fs::write(p("empty"), b"").unwrap();
+    std::fs::write(p("text"), b"this is not a Go object file\n").unwrap();
+    std::fs::create_dir(p("dir")).unwrap();
+
+    assert_one_line_error(
+        &sgcache(&["buildid", &p("missing")]),
+        "no such file or directory",
+    );
+    assert_one_line_error(&sgcache(&["buildid", &p("short")]), "unexpected EOF");
+    assert_one_line_error(&sgcache(&["buildid", &p("empty")]), "unexpected EOF");
+    assert_one_line_error(&sgcache(&["buildid", &p("text")]), "no Go build ID");
+    assert_one_line_error(&sgcache(&["buildid", &p("dir")]), "is a directory");
+    assert_one_line_error(&sgcache(&["buildid", "-w", &p("text")]), "no Go build ID");
+    assert_one_line_error(
+        &sgcache(&["buildid", "-w", &p("missing")]),
+        "no such file or directory",
+    );
+    assert_eq!(
+        std::fs::read(p("text")).unwrap(),
+        b"this is not a Go object file\n",
+        "-w left the file alone"
+    );
+
+    if go_available() {
+        // Go fails on the same files (it prints an empty line for the text file instead).
+        for f in ["missing", "short", "empty", "dir"] {
+            assert_eq!(
+                go_tool_buildid(&[&p(f)]).status.code(),
+                Some(1),
+                "go tool buildid {f}"
+            );
+        }
+    }
+}
+
+/// A Go archive header without a build id line: Go prints an empty line, and so do we.
+#[test]
+fn archive_without_build_id_prints_empty_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("nobid.a");
+    std::fs::write(&a, b"!<arch>\n__.PKGDEF       0           0     0     644     40        `\ngo object linux amd64 go1.26 X:none\n\n").unwrap();
+    let out = sgcache(&["buildid", a.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"\n");
+    if go_available() {
+        assert_eq!(go_tool_buildid(&[a.to_str().unwrap()]).stdout, b"\n");
+    }
+}
+
+fn build(module: &Path, goos: &str, goarch: &str) -> PathBuf {
+    let exe = module.join(format!("hello-{goos}-{goarch}"));
+    let out = Command::new("go")
+        .args(["build", "-o", exe.to_str().unwrap(), "."])
+        .current_dir(module)
+        .env("CGO_ENABLED", "0")
+        .env("GOOS", goos)
+        .env("GOARCH", goarch)
+        .env("GOFLAGS", "-buildvcs=false")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+#[test]
+fn same_output_and_same_rewrite_as_go() {
+    if !go_available() {
+        return skip(
+            "same_output_and_same_rewrite_as_go",
+            "no go command on PATH",
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("hello");
+    std::fs::create_dir(&module).unwrap();
+    std::fs::write(
+        module.join("go.mod"),
+        "module example.com/hello\n\ngo 1.21\n",
+    )
+    .unwrap();
+    std::fs::write(
+        module.join("main.go"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello, world\") }\n",
+    )
+    .unwrap();
+    for (goos, goarch) in [
+        ("linux", "amd64"),
+        ("darwin", "arm64"),
+        ("windows", "amd64"),
+    ] {
+        let exe = build(&module, goos, goarch);
+        let exe_s = exe.to_str().unwrap();
+        let ours = sgcache(&["buildid", exe_s]);
+        let go = go_tool_buildid(&[exe_s]);
+        assert!(
+            ours.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        assert_eq!(
+            ours.stdout, go.stdout,
+            "{goos}/{goarch}: sgcache buildid == go tool buildid"
+        );
+
+        let mut data = std::fs::read(&exe).unwrap();
+        let i = data.windows(12).position(|w| w == b"hello, world").unwrap();
+        data[i] = b'H';
+        let a = tmp.path().join(format!("{goos}-{goarch}.go"));
+        let b = tmp.path().join(format!("{goos}-{goarch}.ours"));
+        std::fs::write(&a, &data).unwrap();
+        std::fs::write(&b, &data).unwrap();
+        assert!(
+            go_tool_buildid(&["-w", a.to_str().unwrap()])
+                .status
+                .success()
+        );
+        let out = sgcache(&["buildid", "-w", b.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+        let (ga, gb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(ga != data, "{goos}/{goarch}: content ID changed");
+        assert!(
+            ga == gb,
+            "{goos}/{goarch}: sgcache buildid -w == go tool buildid -w, byte for byte"
+        );
+        let after = sgcache(&["buildid", b.to_str().unwrap()]);
+        assert_eq!(after.stdout, go_tool_buildid(&[a.to_str().unwrap()]).stdout);
+    }
+}
