@@ -1,0 +1,4 @@
+//! Subcommands other than serving.
+
+pub mod maintain;
+pub mod stats;

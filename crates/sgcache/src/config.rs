@@ -1,0 +1,159 @@
+//! Resolving the parsed command line into the typed configuration the rest of the
+//! program uses. This module and `cli.rs` are the only places that read the
+//! environment (clippy's `disallowed-methods` keeps it that way).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::GlobalArgs;
+
+/// The typed, resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Absolute local cache directory.
+    pub dir: PathBuf,
+    /// Local size cap in bytes.
+    pub max_size: Option<u64>,
+    /// Summary line at the end of serving.
+    pub verbose: bool,
+}
+
+impl Config {
+    /// Resolves the configuration: flag > environment > default.
+    pub fn resolve(g: &GlobalArgs) -> Result<Config> {
+        let dir = match &g.dir {
+            Some(d) => std::path::absolute(d)
+                .with_context(|| format!("resolving SGCACHE_DIR `{}`", d.display()))?,
+            None => go_cache_dir()?,
+        };
+        if dir.to_str().is_none() {
+            bail!(
+                "cache directory `{}` is not valid UTF-8; the protocol cannot name files in it",
+                dir.display()
+            );
+        }
+        Ok(Config {
+            dir,
+            max_size: g.max_size,
+            verbose: g.verbose,
+        })
+    }
+}
+
+/// The directory the go command itself uses, found the way `cmd/go` finds it:
+/// `GOCACHE` from the environment, then from the go env file (`go env -w`), then the
+/// user cache directory.
+pub fn go_cache_dir() -> Result<PathBuf> {
+    let env_file = go_env_file();
+    let lookup = |key: &str| -> Option<String> {
+        #[allow(clippy::disallowed_methods)]
+        let v = std::env::var(key).ok().filter(|v| !v.is_empty());
+        v.or_else(|| {
+            if key == "GOCACHE" {
+                env_file.as_deref().and_then(|f| go_env_lookup(f, key))
+            } else {
+                None
+            }
+        })
+    };
+    sgcache_disk::default_dir(&lookup)
+        .map_err(|e| anyhow::anyhow!("{e}; set SGCACHE_DIR or GOCACHE to an absolute directory"))
+}
+
+/// The contents of the go command's env file (`$GOENV`, else
+/// `<UserConfigDir>/go/env`), if there is one.
+fn go_env_file() -> Option<String> {
+    #[allow(clippy::disallowed_methods)]
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let path = match var("GOENV") {
+        Some(p) if p == "off" => return None,
+        Some(p) => PathBuf::from(p),
+        None => {
+            let base = if cfg!(target_os = "macos") {
+                PathBuf::from(var("HOME")?).join("Library/Application Support")
+            } else if cfg!(windows) {
+                PathBuf::from(var("AppData")?)
+            } else {
+                match var("XDG_CONFIG_HOME") {
+                    Some(x) => PathBuf::from(x),
+                    None => PathBuf::from(var("HOME")?).join(".config"),
+                }
+            };
+            base.join("go").join("env")
+        }
+    };
+    std::fs::read_to_string(path).ok()
+}
+
+/// `KEY=value` lookup in a go env file (last assignment wins, like cmd/go).
+fn go_env_lookup(contents: &str, key: &str) -> Option<String> {
+    contents
+        .lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .filter(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_owned())
+        .next_back()
+        .filter(|v| !v.is_empty())
+}
+
+/// The configuration reference as a markdown table, generated from the clap
+/// declaration in `cli.rs` (so `docs/configuration.md` cannot drift: a test compares).
+pub fn config_table() -> String {
+    use clap::CommandFactory;
+    let cmd = crate::cli::Cli::command();
+    let mut out = String::from("| Variable | Flag | Default | Meaning |\n|---|---|---|---|\n");
+    for arg in cmd.get_arguments() {
+        let Some(env) = arg.get_env() else { continue };
+        let flag = arg
+            .get_long()
+            .map(|l| format!("`--{l}`"))
+            .unwrap_or_default();
+        let default = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        let default = if default.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{default}`")
+        };
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string().replace('\n', " "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| `{}` | {flag} | {default} | {help} |\n",
+            env.to_string_lossy()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_env_file_lookup() {
+        let f = "GOFLAGS=-mod=mod\nGOCACHE=/a\nGOCACHE=/b\n";
+        assert_eq!(go_env_lookup(f, "GOCACHE").as_deref(), Some("/b"));
+        assert_eq!(go_env_lookup(f, "GOPATH"), None);
+        assert_eq!(go_env_lookup("GOCACHE=\n", "GOCACHE"), None);
+    }
+
+    #[test]
+    fn docs_configuration_table_is_current() {
+        let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let text = std::fs::read_to_string(docs).expect("docs/configuration.md exists");
+        let table = config_table();
+        assert!(
+            text.contains(&table),
+            "docs/configuration.md is out of date; regenerate the table with \
+             `sgcache config-table`:\n{table}"
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! The serve loop: GOCACHEPROG requests in, responses out, the local tier in between.
+//!
+//! Threads and ordering:
+//! - The calling thread reads requests. Local work (a get is one 176-byte read and a
+//!   stat; a put streams its body, which must be consumed before the next request can
+//!   be read anyway) is done right there, because a thread hop costs more than the work.
+//! - One writer thread owns the output and is the only one that writes to it. Replies
+//!   reach it through a channel and may go out in any order; it flushes whenever the
+//!   channel is momentarily empty, so a burst of replies costs one write.
+//! - At `close` or end of input: finish in-flight work, trim if due, add this run's
+//!   counters to the stats file, answer `close`, then drop the output (closing stdout,
+//!   which is what the go command waits for).
+//!
+//! Nothing here can make the go command read a wrong byte: a hit is only answered with a
+//! path whose size the local tier just checked, and a put is only acknowledged after
+//! its content was hashed against its OutputID and renamed into place.
+
+use std::collections::HashSet;
+use std::io::{self, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use sgcache_disk::{Counters, DiskCache, Id};
+use sgcache_protocol::{
+    BodyError, CodecError, Command, Frame, Request, RequestReader, Response, ResponseWriter,
+};
+
+/// Input buffer: large enough that a put body arrives in few reads.
+const INPUT_BUFFER: usize = 256 * 1024;
+
+/// What serving needs besides its input and output.
+#[derive(Debug)]
+pub struct Server {
+    disk: DiskCache,
+    max_size: Option<u64>,
+    stats: Stats,
+    disk_warned: AtomicBool,
+}
+
+/// This run's counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub gets: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub puts: AtomicU64,
+    pub put_bytes: AtomicU64,
+    pub hit_bytes: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Stats {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters as the stats file stores them.
+    pub fn to_counters(&self) -> Counters {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut c = Counters {
+            gets: l(&self.gets),
+            hits: l(&self.hits),
+            misses: l(&self.misses),
+            puts: l(&self.puts),
+            put_bytes: l(&self.put_bytes),
+            get_bytes: l(&self.hit_bytes),
+            ..Counters::default()
+        };
+        c.add_extra("errors", l(&self.errors));
+        c
+    }
+}
+
+/// How serving ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// The go command sent `close`.
+    Close,
+    /// Input ended between requests.
+    Eof,
+}
+
+impl Server {
+    /// A server over an opened local tier.
+    pub fn new(disk: DiskCache, max_size: Option<u64>) -> Self {
+        Server {
+            disk,
+            max_size,
+            stats: Stats::default(),
+            disk_warned: AtomicBool::new(false),
+        }
+    }
+
+    /// Serves until `close`, end of input, or a stream that is no longer the protocol
+    /// (returned as `Err`; replies already made still go out, the output is closed).
+    pub fn serve<R, W>(&self, input: R, output: W) -> Result<Ending, CodecError>
+    where
+        R: Read,
+        W: Write + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Response>();
+        let writer = thread::Builder::new()
+            .name("sgcache-writer".into())
+            .spawn(move || write_loop(rx, output))
+            .map_err(CodecError::Io)?;
+        // The handshake goes first, before any request is read.
+        let _ = tx.send(Response::handshake());
+
+        let mut reader = RequestReader::new(BufReader::with_capacity(INPUT_BUFFER, input));
+        let mut seen = HashSet::new();
+        let result = loop {
+            let req = match reader.next_request() {
+                Ok(Frame::Request(r)) => r,
+                Ok(Frame::Eof) => break Ok(Ending::Eof),
+                Err(e) => break Err(e),
+            };
+            let fresh = req.id != 0 && seen.insert(req.id);
+            if !fresh {
+                let reply = Response::error(
+                    req.id,
+                    format!(
+                        "duplicate request ID {}; IDs must be unique and non-zero",
+                        req.id
+                    ),
+                );
+                if let Err(e) = self.skip_body(&mut reader, &req) {
+                    break Err(e);
+                }
+                Stats::add(&self.stats.errors, 1);
+                let _ = tx.send(reply);
+                continue;
+            }
+            if req.command == Command::Close && req.fault.is_none() {
+                self.finish();
+                let _ = tx.send(Response::closed(req.id));
+                break Ok(Ending::Close);
+            }
+            match self.handle(&mut reader, req) {
+                Ok(reply) => {
+                    let _ = tx.send(reply);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        if matches!(result, Ok(Ending::Eof) | Err(_)) {
+            self.finish();
+        }
+        drop(tx);
+        match writer.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("writing replies: {e}"),
+            Err(_) => tracing::error!("reply writer panicked"),
+        }
+        result
+    }
+
+    fn handle<R: io::BufRead>(
+        &self,
+        reader: &mut RequestReader<R>,
+        req: Request,
+    ) -> Result<Response, CodecError> {
+        if let Some(fault) = &req.fault {
+            self.skip_body(reader, &req)?;
+            Stats::add(&self.stats.errors, 1);
+            let what = match &req.command {
+                Command::Get => "get",
+                Command::Put => "put",
+                Command::Close => "close",
+                Command::Unknown(_) => "request",
+            };
+            return Ok(Response::error(req.id, format!("{what}: {fault}")));
+        }
+        match req.command {
+            Command::Get => Ok(self.get(&req)),
+            Command::Put => self.put(reader, &req),
+            // Close is handled by the loop; Unknown always carries a fault.
+            Command::Close | Command::Unknown(_) => Ok(Response::error(req.id, "unexpected")),
+        }
+    }
+
+    fn get(&self, req: &Request) -> Response {
+        Stats::add(&self.stats.gets, 1);
+        let action = req.action_id.expect("checked by the codec");
+        match self.disk.get_file(&action) {
+            Ok(Some((entry, path))) => match path.into_os_string().into_string() {
+                Ok(path) => {
+                    Stats::add(&self.stats.hits, 1);
+                    Stats::add(&self.stats.hit_bytes, entry.size);
+                    Response::hit(req.id, entry.output_id, entry.size, entry.time_nanos, path)
+                }
+                Err(_) => self.miss(req.id),
+            },
+            Ok(None) => self.miss(req.id),
+            Err(e) => {
+                self.warn_disk(&e);
+                self.miss(req.id)
+            }
+        }
+    }
+
+    fn miss(&self, id: i64) -> Response {
+        Stats::add(&self.stats.misses, 1);
+        Response::miss(id)
+    }
+
+    fn put<R: io::BufRead>(
+        &self,
+        reader: &mut RequestReader<R>,
+        req: &Request,
+    ) -> Result<Response, CodecError> {
+        Stats::add(&self.stats.puts, 1);
+        let action = req.action_id.expect("checked by the codec");
+        let out = req.output_id.expect("checked by the codec");
+        let size = req.body_size;
+        let mut pending = match self.disk.begin_put(&out, size) {
+            Ok(p) => p,
+            Err(e) => {
+                self.skip_body(reader, req)?;
+                self.warn_disk(&e);
+                return Ok(self.put_error(req.id, &out, e));
+            }
+        };
+        if size > 0 {
+            if let Err(bad) = reader.read_body(size, &mut pending)? {
+                drop(pending);
+                let msg = match bad {
+                    BodyError::Sink(e) => {
+                        let e = sgcache_disk::Error::Io {
+                            op: "write",
+                            path: self.disk.output_path(&out),
+                            source: e,
+                        };
+                        self.warn_disk(&e);
+                        e.to_string()
+                    }
+                    other => other.to_string(),
+                };
+                return Ok(self.put_error(req.id, &out, msg));
+            }
+        }
+        let path = match pending.commit() {
+            Ok(p) => p,
+            Err(e) => return Ok(self.put_error(req.id, &out, e)),
+        };
+        let now = sgcache_disk::unix_nanos(self.disk.now());
+        if let Err(e) = self.disk.put_index_entry(&action, &out, size, now) {
+            self.warn_disk(&e);
+            return Ok(self.put_error(req.id, &out, e));
+        }
+        Stats::add(&self.stats.put_bytes, size);
+        match path.into_os_string().into_string() {
+            Ok(p) => Ok(Response::stored(req.id, p)),
+            Err(_) => Ok(self.put_error(req.id, &out, "output path is not UTF-8")),
+        }
+    }
+
+    fn put_error(&self, id: i64, out: &Id, e: impl std::fmt::Display) -> Response {
+        Stats::add(&self.stats.errors, 1);
+        Response::error(id, format!("put output {}: {e}", short_hex(out)))
+    }
+
+    /// Consumes the body of a request we are refusing, so the stream stays in sync.
+    fn skip_body<R: io::BufRead>(
+        &self,
+        reader: &mut RequestReader<R>,
+        req: &Request,
+    ) -> Result<(), CodecError> {
+        if req.body_size > 0 && matches!(req.command, Command::Put | Command::Unknown(_)) {
+            let _ = reader.read_body(req.body_size, &mut io::sink())?;
+        }
+        Ok(())
+    }
+
+    /// One warning per run for local-tier trouble (a full or read-only disk), so a build
+    /// log is not flooded; every occurrence is still counted.
+    fn warn_disk(&self, e: &dyn std::fmt::Display) {
+        if !self.disk_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!("local cache: {e}; continuing (affected entries are misses)");
+        }
+    }
+
+    /// End-of-run work: trim if due, persist counters.
+    fn finish(&self) {
+        // Go's daily age trim; on the days it runs, the size cap is enforced too.
+        match self.disk.trim_if_due() {
+            Ok(report) if report.ran && self.max_size.is_some() => {
+                let opts = sgcache_disk::TrimOptions {
+                    max_age: None,
+                    max_size: self.max_size,
+                };
+                if let Err(e) = self.disk.trim(&opts) {
+                    tracing::warn!("trimming the local cache to SGCACHE_MAX_SIZE: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("trimming the local cache: {e}"),
+        }
+        if let Err(e) = sgcache_disk::add_counters(self.disk.dir(), &self.stats.to_counters()) {
+            tracing::debug!("saving stats: {e}");
+        }
+    }
+
+    /// The `SGCACHE_VERBOSE` summary line.
+    pub fn summary(&self, started: Instant) -> String {
+        let s = &self.stats;
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "sgcache: {} gets ({} hits, {} misses), {} puts, {} in, {} out, {} errors, {} ms",
+            l(&s.gets),
+            l(&s.hits),
+            l(&s.misses),
+            l(&s.puts),
+            bytesize::ByteSize(l(&s.put_bytes)).display().iec(),
+            bytesize::ByteSize(l(&s.hit_bytes)).display().iec(),
+            l(&s.errors),
+            started.elapsed().as_millis()
+        )
+    }
+}
+
+fn write_loop<W: Write>(rx: mpsc::Receiver<Response>, output: W) -> io::Result<()> {
+    let mut w = ResponseWriter::new(output);
+    while let Ok(first) = rx.recv() {
+        w.write(&first)?;
+        while let Ok(more) = rx.try_recv() {
+            w.write(&more)?;
+        }
+        w.flush()?;
+    }
+    // Dropping the stream closes stdout, which is what the go command waits for.
+    drop(w.into_inner()?);
+    Ok(())
+}
+
+/// First 12 hex digits of an id, for messages.
+pub fn short_hex(id: &Id) -> String {
+    let mut s = hex::encode(&id[..6]);
+    s.push('…');
+    s
+}
