@@ -70,6 +70,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Remove all cache entries, exactly what `go clean -cache` removes.
     Clean,
+    /// Print or rewrite a Go build ID, like `go tool buildid`.
+    Buildid(crate::cmd::buildid::BuildidArgs),
     /// Print the configuration table (markdown) generated from this declaration.
     #[command(name = "config-table", hide = true)]
     ConfigTable,

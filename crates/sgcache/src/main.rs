@@ -66,6 +66,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats(args) => cmd::stats::run(&Config::resolve(&cli.global)?, &args),
         Command::Trim(args) => cmd::maintain::trim(&Config::resolve(&cli.global)?, &args),
         Command::Verify(args) => cmd::maintain::verify(&Config::resolve(&cli.global)?, &args),
+        Command::Buildid(args) => cmd::buildid::run(&args),
         Command::Clean => cmd::maintain::clean(&Config::resolve(&cli.global)?),
     }
 }

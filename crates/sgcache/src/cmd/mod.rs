@@ -1,4 +1,5 @@
 //! Subcommands other than serving.
 
+pub mod buildid;
 pub mod maintain;
 pub mod stats;
