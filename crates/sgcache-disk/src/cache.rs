@@ -108,10 +108,14 @@ impl DiskCache {
     pub fn get_detailed(&self, id: &Id) -> std::result::Result<Entry, Option<MissReason>> {
         let path = self.action_path(id);
         let mut f = File::open(&path).map_err(|_| None)?;
+        // fstat first: markUsed needs the mtime anyway, and knowing the size lets a 175-byte
+        // file be read with one read(2) instead of read + EOF probe (Go's io.ReadFull).
+        let md = f.metadata().ok();
         let mut buf = [0u8; ENTRY_SIZE + 1];
-        let n = fsutil::read_full(&mut f, &mut buf).map_err(|_| None)?;
+        let stop_at = md.as_ref().map_or(0, |m| m.len());
+        let n = fsutil::read_full_until(&mut f, &mut buf, stop_at).map_err(|_| None)?;
         let entry = parse_entry(&buf[..n], id).map_err(Some)?;
-        if let Ok(md) = f.metadata() {
+        if let Some(md) = md {
             self.mark_used_file(&f, &md);
         }
         Ok(entry)
@@ -129,12 +133,15 @@ impl DiskCache {
             return Ok(None);
         };
         Ok(self
-            .output_file(&entry.output_id, entry.size)
+            .find_output(&entry.output_id, entry.size)
             .map(|p| (entry, p)))
     }
 
-    /// The output file for `out` if it exists with exactly `size` bytes (marking it used).
-    pub(crate) fn output_file(&self, out: &Id, size: u64) -> Option<PathBuf> {
+    /// Go's `OutputFile` + stat + size check without an index entry: the absolute path of the
+    /// file holding output `out` if it exists with exactly `size` bytes (for an executable
+    /// entry, the single file inside `<out>-d/`). Marks the `-d` used (hourly rule). Content is
+    /// not re-hashed. Useful to skip fetching an output that is already local.
+    pub fn find_output(&self, out: &Id, size: u64) -> Option<PathBuf> {
         let dpath = self.output_path(out);
         let md = std::fs::metadata(&dpath).ok()?;
         self.mark_used_path(&dpath, &md);
@@ -275,3 +282,10 @@ pub(crate) fn single_entry(dir: &Path) -> std::result::Result<PathBuf, String> {
     }
     Ok(first.path())
 }
+
+// The serve loop shares one DiskCache (and moves PendingPuts) across threads and tasks.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<DiskCache>();
+    assert_send_sync::<PendingPut>();
+};

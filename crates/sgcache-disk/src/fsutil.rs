@@ -83,6 +83,31 @@ pub(crate) fn read_full(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> 
     Ok(n)
 }
 
+/// [`read_full`] that also stops once `known_len` (> 0) bytes are in, saving the EOF probe when
+/// the size is known from fstat. A file growing concurrently still yields the extra bytes of
+/// the first read, so "too long" is detected as reliably as with `io.ReadFull`.
+pub(crate) fn read_full_until(
+    f: &mut impl Read,
+    buf: &mut [u8],
+    known_len: u64,
+) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if known_len > 0 && n as u64 == known_len {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// Whether a lock error means "this file system has no locking" (Go: `errors.ErrUnsupported`,
 /// i.e. ENOSYS / ENOTSUP / EOPNOTSUPP).
 pub(crate) fn is_lock_unsupported(e: &io::Error) -> bool {

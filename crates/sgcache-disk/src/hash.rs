@@ -27,7 +27,8 @@ pub fn subkey(parent: &Id, desc: &str) -> Id {
 }
 
 /// Go's `FileHash` without the per-process memo: plain SHA-256 of the file's contents.
-pub fn file_hash(path: &Path) -> Result<Id> {
+pub fn file_hash(path: impl AsRef<Path>) -> Result<Id> {
+    let path = path.as_ref();
     let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     hash_reader(&mut f).map_err(|e| Error::io("read", path, e))
 }
@@ -144,7 +145,7 @@ mod tests {
         std::fs::write(&p, "hello world").unwrap();
         let id: Id = file_hash(&p).unwrap();
         assert_eq!(hex::encode(id), HELLO);
-        assert!(file_hash(&dir.path().join("missing")).is_err());
+        assert!(file_hash(dir.path().join("missing")).is_err());
     }
 
     #[test]

@@ -176,14 +176,9 @@ impl PendingPut {
         // the output appears with its final mtime (rename keeps it).
         let _ = fsutil::set_times_file(&file, self.clock.now());
         drop(file);
-        let rename = match std::fs::rename(&self.temp, &self.final_path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // `go clean -cache` removed the subdirectory (and our temp file) under us.
-                Err(e)
-            }
-            r => r,
-        };
-        if let Err(e) = rename {
+        // Fails with NotFound if `go clean -cache` removed the subdirectory (and our temp file)
+        // under us; the put is then reported as failed, which the go command tolerates.
+        if let Err(e) = std::fs::rename(&self.temp, &self.final_path) {
             let err = Error::io("rename", &self.final_path, e);
             self.discard();
             return Err(err);
