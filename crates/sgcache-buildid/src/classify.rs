@@ -7,6 +7,8 @@
 //!   warnings text;
 //! - test results: the test's stdout, ending in an `ok  \t<pkg>\t…` line;
 //! - test logs (`# test log\n…`), the record of files and env vars a test read;
+//! - the source file list of a compile (`Subkey(actionID, "srcfiles")`: `./a.go\n./b.s\n`);
+//! - module index data (`go index v2\n…`, cmd/go/internal/modindex);
 //! - anything else (coverage profiles, vet facts, cgo outputs, embed data).
 
 use crate::strconv::unquote;
@@ -37,6 +39,10 @@ pub enum Kind {
     TestResult,
     /// A `go test` log of the inputs the test read.
     TestLog,
+    /// The list of source files of a compile action (`srcfiles`).
+    SourceFileList,
+    /// A module index entry (`go index v2`).
+    ModuleIndex,
     /// Anything else.
     Other,
 }
@@ -53,6 +59,8 @@ impl Kind {
             Kind::ToolOutput => "compiler/linker stdout",
             Kind::TestResult => "test result",
             Kind::TestLog => "test log",
+            Kind::SourceFileList => "source file list",
+            Kind::ModuleIndex => "module index",
             Kind::Other => "other",
         }
     }
@@ -88,6 +96,9 @@ pub fn classify(first: &[u8], size: u64) -> Kind {
     if first.starts_with(b"# test log\n") {
         return Kind::TestLog;
     }
+    if first.starts_with(b"go index v") {
+        return Kind::ModuleIndex;
+    }
     // Text: no NUL, valid UTF-8 except perhaps a character cut off at the end of `first`.
     let text = !first.contains(&0)
         && std::str::from_utf8(first).map_or_else(|e| e.error_len().is_none(), |_| true);
@@ -105,6 +116,15 @@ pub fn classify(first: &[u8], size: u64) -> Kind {
         || memchr::memmem::find(first, b"\nFAIL\t").is_some();
     if looks_like_test {
         return Kind::TestResult;
+    }
+    // `./a.go\n./b.s\n` (compiler diagnostics also start with `./`, but `./x.go:3:2: …`).
+    if first.starts_with(b"./")
+        && first
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with(b"./") && !l.contains(&b':') && !l.contains(&b' '))
+    {
+        return Kind::SourceFileList;
     }
     if size < SHORT_TEXT as u64 && !first.contains(&0) {
         return Kind::ToolOutput;
@@ -234,6 +254,11 @@ mod tests {
             Kind::TestResult
         );
         assert_eq!(classify(b"# test log\ngetenv HOME\n", 30), Kind::TestLog);
+        assert_eq!(classify(b"./a.go\n./b_amd64.s\n", 18), Kind::SourceFileList);
+        assert_eq!(
+            classify(b"go index v2\n\x98z\x00\x00", 900),
+            Kind::ModuleIndex
+        );
         assert_eq!(
             classify(b"\x7fELF\x02\x01\x01", 9000),
             Kind::Executable(ExecFormat::Elf)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every sgcache fuzz target for a fixed time (default 20 s each), starting from a seed
+# corpus. CI calls this; it needs the nightly toolchain and cargo-fuzz
+# (`cargo install cargo-fuzz --locked`).
+#
+#   fuzz/run.sh            # each target for 20 s
+#   fuzz/run.sh 300        # each target for 5 min
+#   fuzz/run.sh --replay   # only replay the corpus (bounded, deterministic)
+#   FUZZ_TARGETS="buildid_read" fuzz/run.sh 60
+#
+# Seeds: Go's buildid test vectors are decoded from $(go env GOROOT) when there is a go
+# command (they are not copied into this repository), plus a few tiny hand-made headers.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mode=time
+secs=20
+case "${1:-}" in
+  --replay) mode=replay ;;
+  "") ;;
+  *) secs=$1 ;;
+esac
+
+targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
+seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
+
+if goroot=$(go env GOROOT 2>/dev/null) && [ -d "$goroot/src/cmd/internal/buildid/testdata" ]; then
+  for f in "$goroot"/src/cmd/internal/buildid/testdata/*.base64; do
+    base64 -d <"$f" >"$seeds/$(basename "$f" .base64)"
+  done
+else
+  echo "run.sh: no go command; seeding without Go's buildid test vectors" >&2
+fi
+printf '!<arch>\n__.PKGDEF       0           0     0     644     99        `\ngo object linux amd64 go1.26 X:none\nbuild id "a/b"\n\n' >"$seeds/archive"
+printf '\x7fELF\x02\x01\x01\x00' >"$seeds/elf-head"
+printf '\xcf\xfa\xed\xfe\x07\x00\x00\x01' >"$seeds/macho-head"
+printf 'MZ junk \xff Go build ID: "x/y"\n \xff tail' >"$seeds/raw"
+
+for t in $targets; do
+  corpus="corpus/$t"
+  mkdir -p "$corpus"
+  # For find_and_hash the first two bytes choose the ID length and buffer size.
+  for s in "$seeds"/*; do
+    if [ "$t" = buildid_find_and_hash ]; then
+      { printf '\x14\x07'; cat "$s"; } >"$corpus/seed-$(basename "$s")"
+    else
+      cp "$s" "$corpus/seed-$(basename "$s")"
+    fi
+  done
+  if [ "$mode" = replay ]; then
+    cargo +nightly fuzz run "$t" "$corpus" -- -runs=0 -rss_limit_mb=1024 -malloc_limit_mb=256
+  else
+    cargo +nightly fuzz run "$t" "$corpus" -- -max_total_time="$secs" -rss_limit_mb=1024 -malloc_limit_mb=256 -max_len=262144
+  fi
+done
