@@ -185,3 +185,92 @@ fn same_output_and_same_rewrite_as_go() {
         assert_eq!(after.stdout, go_tool_buildid(&[a.to_str().unwrap()]).stdout);
     }
 }
+
+// ---- sgcache inspect ----
+
+fn sgcache_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sgcache"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run sgcache")
+}
+
+#[test]
+fn inspect_classifies_entries_and_reads_build_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = sgcache_disk::DiskCache::open(tmp.path()).unwrap();
+    let archive = b"!<arch>\n__.PKGDEF       0           0     0     644     120       `\n\
+go object linux amd64 go1.26.8 GOAMD64=v1 X:none\n\
+build id \"abcdefghijklmnopqrst/ABCDEFGHIJKLMNOPQRST\"\n\n";
+    let entries: [([u8; 32], &[u8]); 3] = [
+        ([0xaa; 32], archive),
+        ([0xab; 32], b"ok  \texample.com/x\t0.012s\n"),
+        ([0xbb; 32], b""),
+    ];
+    for (id, data) in &entries {
+        disk.put_bytes(id, data).unwrap();
+    }
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let a_path = disk.action_path(&[0xaa; 32]);
+
+    // One match: the detailed view.
+    let out = sgcache_in(tmp.path(), &["inspect", &"aa".repeat(32)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("kind        package archive"), "{text}");
+    assert!(
+        text.contains("build id    abcdefghijklmnopqrst/ABCDEFGHIJKLMNOPQRST"),
+        "{text}"
+    );
+    assert!(text.contains("target      linux/amd64"), "{text}");
+    assert!(text.contains("go version  go1.26.8"), "{text}");
+
+    // A prefix, as JSON (`aa` matches the archive, not `abab…`).
+    let out = sgcache_in(tmp.path(), &["inspect", "aa", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = v.as_array().unwrap();
+    assert_eq!(v.len(), 1, "prefix aa matches aa… only");
+    assert_eq!(v[0]["go_object"]["goarch"], "amd64");
+    assert_eq!(v[0]["build_content_id"], "ABCDEFGHIJKLMNOPQRST");
+
+    let out = sgcache_in(tmp.path(), &["inspect", "--all", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["package archive", "test result", "compiler/linker stdout"]
+    );
+
+    // Nothing matches: one line, exit 1. Not hex: an error.
+    let out = sgcache_in(tmp.path(), &["inspect", "0123"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no entry matches"));
+    assert!(!sgcache_in(tmp.path(), &["inspect", "xyz"]).status.success());
+
+    // Inspecting is read-only: it does not refresh mtimes (Go's markUsed).
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&a_path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    sgcache_in(tmp.path(), &["inspect", "--all"]);
+    assert_eq!(mtime(&a_path), old);
+}
