@@ -62,7 +62,7 @@
 //! * maintenance: [`DiskCache::trim_if_due`], [`DiskCache::trim`], [`DiskCache::verify`],
 //!   [`DiskCache::scan`], [`DiskCache::clean`];
 //! * cumulative counters: [`add_counters`], [`read_counters`];
-//! * hashing: [`sha256`], [`subkey`], [`file_hash`], [`Hash`]; directory: [`default_dir`].
+//! * hashing: [`sha256`], [`subkey`], [`file_hash`], [`struct@Hash`]; directory: [`default_dir`].
 
 mod cache;
 mod clock;
@@ -87,8 +87,8 @@ pub use error::{Error, Result};
 pub use hash::{Hash, file_hash, sha256, strip_experiment, subkey};
 pub use put::PendingPut;
 pub use scan::{ScanItem, ScanKind, ScanSummary};
-pub use trim::{TrimOptions, TrimReport};
-pub use verify::{Problem, ProblemKind, VerifyReport};
+pub use trim::{TEMP_MAX_AGE, TRIM_INTERVAL, TRIM_LIMIT, TrimOptions, TrimReport};
+pub use verify::{Problem, ProblemKind, VERIFY_GRACE, VerifyReport};
 
 /// Size of an ActionID or OutputID in bytes.
 pub const HASH_SIZE: usize = 32;

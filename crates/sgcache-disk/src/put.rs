@@ -183,6 +183,8 @@ impl PendingPut {
             self.discard();
             return Err(err);
         }
+        // The temp name is gone now; make Drop a no-op.
+        self.temp = PathBuf::new();
         Ok(std::mem::take(&mut self.final_path))
     }
 

@@ -232,6 +232,27 @@ fn trim_txt_in_future_or_garbage_still_trims() {
     assert_eq!(fs::read(&t).unwrap(), b"2000000000");
 }
 
+/// Go 1.26: a trim.txt that cannot be written does not stop the scan and is not an error
+/// (only an unsupported lock is); we report it.
+#[test]
+fn trim_txt_write_failure_still_scans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at_unix(1_000_000_000));
+    let c = DiskCache::open(tmp.path())
+        .unwrap()
+        .with_clock(clock.clone());
+    c.put_bytes(&dummy_id(1), b"old").unwrap();
+    fs::create_dir(tmp.path().join("trim.txt")).unwrap();
+    clock.set_unix(1_000_000_000 + 6 * 86400);
+    let r = c.trim_if_due().unwrap();
+    assert!(r.ran);
+    assert!(
+        r.stamp_error.as_deref().unwrap_or("").contains("trim.txt"),
+        "{r:?}"
+    );
+    assert_eq!(r.removed_entries, 2);
+}
+
 #[test]
 fn trim_removes_old_temp_files_only() {
     let tmp = tempfile::tempdir().unwrap();
@@ -684,4 +705,38 @@ fn clean_matches_go_clean_cache() {
     );
     c.ensure_subdirs().unwrap();
     assert!(c.get(&dummy_id(1)).unwrap().is_none());
+}
+
+/// golang/go#29667: rewriting an identical index entry must never expose an empty or short
+/// file to a concurrent reader (write, then truncate; never O_TRUNC first).
+#[test]
+fn regression_29667_rewrite_never_exposes_empty_entry() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Arc::new(DiskCache::open(tmp.path()).unwrap());
+    let id = dummy_id(42);
+    c.put_index_entry(&id, &dummy_id(43), 10, 7).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let misses = Arc::new(AtomicU32::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (c, stop, misses) = (c.clone(), stop.clone(), misses.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if c.get(&id).unwrap().is_none() {
+                        misses.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_millis(700);
+    while std::time::Instant::now() < deadline {
+        c.put_index_entry(&id, &dummy_id(43), 10, 7).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert_eq!(misses.load(Ordering::Relaxed), 0);
 }
