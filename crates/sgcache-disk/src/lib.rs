@@ -56,10 +56,11 @@
 //!
 //! # API map
 //!
-//! * lookups: [`DiskCache::get`], [`DiskCache::get_file`];
+//! * lookups: [`DiskCache::get`], [`DiskCache::get_file`], [`DiskCache::find_output`];
 //! * writes: [`DiskCache::begin_put`] → [`PendingPut`], [`DiskCache::put_index_entry`],
 //!   [`DiskCache::put_bytes`];
-//! * maintenance: [`DiskCache::trim_if_due`], [`DiskCache::trim`], [`DiskCache::verify`],
+//! * maintenance: [`DiskCache::trim_if_due`] / [`DiskCache::trim_if_due_with`],
+//!   [`DiskCache::trim`], [`DiskCache::verify`],
 //!   [`DiskCache::scan`], [`DiskCache::clean`];
 //! * cumulative counters: [`add_counters`], [`read_counters`];
 //! * hashing: [`sha256`], [`subkey`], [`file_hash`], [`struct@Hash`]; directory: [`default_dir`].

@@ -135,6 +135,13 @@ impl DiskCache {
     /// Go's `Trim` (run by every go command at exit): at most once per 24h, removes entries
     /// unused for 5 days + 1 hour. Also removes sgcache temp files older than an hour.
     pub fn trim_if_due(&self) -> Result<TrimReport> {
+        self.trim_if_due_with(&TrimOptions::default())
+    }
+
+    /// [`DiskCache::trim_if_due`] with options applied in the same single scan when a trim is
+    /// due: `max_age` replaces Go's 5d+1h cutoff and `max_size` enforces a size cap (LRU, as in
+    /// [`DiskCache::trim`]). With default options this is exactly Go's trim.
+    pub fn trim_if_due_with(&self, opts: &TrimOptions) -> Result<TrimReport> {
         let now = self.clock.now();
         let path = layout::trim_txt_path(&self.dir);
         if let Ok(data) = read_locked(&path)
@@ -149,8 +156,9 @@ impl DiskCache {
             Err((true, source)) => return Err(Error::LockUnsupported { path, source }),
             Err((false, e)) => report.stamp_error = Some(format!("`{}`: {e}", path.display())),
         }
-        let cutoff = now - (TRIM_LIMIT + MTIME_INTERVAL);
-        self.trim_pass(now, cutoff, None, &mut report);
+        let max_age = opts.max_age.unwrap_or(TRIM_LIMIT + MTIME_INTERVAL);
+        let cutoff = now.checked_sub(max_age).unwrap_or(SystemTime::UNIX_EPOCH);
+        self.trim_pass(now, cutoff, opts.max_size, &mut report);
         Ok(report)
     }
 

@@ -197,3 +197,35 @@ fn scan_counts_everything() {
     assert!(kinds.contains(&(ScanKind::Executable, 6)));
     assert_eq!(kinds.len(), 6);
 }
+
+#[test]
+fn trim_if_due_with_size_cap_runs_only_when_due() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at_unix(NOW));
+    let c = DiskCache::open(tmp.path())
+        .unwrap()
+        .with_clock(clock.clone());
+    for i in 0..4u64 {
+        let (_, d) = c.put_bytes(&dummy_id(i), &vec![i as u8; 825]).unwrap();
+        let t = unix(NOW - (10 - i) * 60);
+        set_mtime(&d, t);
+        set_mtime(&c.action_path(&dummy_id(i)), t);
+    }
+    let opts = TrimOptions {
+        max_age: None,
+        max_size: Some(2 * 1000),
+    };
+    let r = c.trim_if_due_with(&opts).unwrap();
+    assert!(r.ran);
+    assert_eq!((r.removed_entries, r.kept_bytes), (4, 2000), "{r:?}");
+    assert!(c.get(&dummy_id(1)).unwrap().is_none() && c.get(&dummy_id(2)).unwrap().is_some());
+    // Not due again for 24h: nothing happens even though the cap is now smaller.
+    let r = c
+        .trim_if_due_with(&TrimOptions {
+            max_age: None,
+            max_size: Some(0),
+        })
+        .unwrap();
+    assert!(!r.ran);
+    assert!(c.get(&dummy_id(3)).unwrap().is_some());
+}
