@@ -1,0 +1,1199 @@
+//! One conformance suite, run against every backend whose `SGCACHE_TEST_*_URL` is set
+//! (`.ci/servers.sh start` sets them all), and always against `file://` and an in-process
+//! scriptable fake store that drives the failure paths.
+//!
+//! Run: `. <(.ci/servers.sh env) && cargo test -p sgcache-store --test conformance`
+
+#![allow(clippy::print_stderr)] // skip lines go to stderr, by design
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use sgcache_store::{
+    Body, ByteStream, Capabilities, ErrorKind, Layout, Mode, Remote, RemoteConfig, Store,
+    StoreError, open_store, read_all,
+};
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, unpredictable 32-byte id.
+fn rand_id() -> [u8; 32] {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    Sha256::digest(format!("{n} {t} {}", std::process::id())).into()
+}
+
+/// A namespace unique to this test run (servers may keep data between runs).
+fn ns(name: &str) -> String {
+    format!("{name}-{}", &hex::encode(rand_id())[..8])
+}
+
+/// Deterministic incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+struct Obj {
+    action: [u8; 32],
+    output: [u8; 32],
+    data: Vec<u8>,
+    path: PathBuf,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+fn obj(data: Vec<u8>) -> Obj {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let output: [u8; 32] = Sha256::digest(&data).into();
+    let path = dir.path().join(hex::encode(output));
+    std::fs::write(&path, &data).unwrap();
+    Obj {
+        action: rand_id(),
+        output,
+        data,
+        path,
+        _dir: dir,
+    }
+}
+
+fn upload(r: &Remote, o: &Obj) {
+    r.enqueue_upload(
+        o.action,
+        o.output,
+        o.data.len() as u64,
+        1_700_000_000_123_456_789,
+        o.path.clone(),
+    );
+}
+
+async fn fetch(r: &Remote, output: &[u8; 32], size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut buf = Vec::new();
+    let found = r.fetch_object(output, size, &mut buf).await?;
+    Ok(found.then_some(buf))
+}
+
+fn counter(r: &Remote, name: &str) -> u64 {
+    r.counters()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+        .1
+}
+
+/// How to build remotes for one backend.
+#[derive(Clone)]
+struct Backend {
+    name: &'static str,
+    url: String,
+    extra: BTreeMap<String, String>,
+    /// For the fake store: a shared in-memory map.
+    fake: Option<Arc<Fake>>,
+}
+
+impl Backend {
+    fn cfg(&self, namespace: &str) -> RemoteConfig {
+        let mut c = RemoteConfig::new(self.url.clone());
+        c.namespace = namespace.to_string();
+        c.extra = self.extra.clone();
+        c.op_timeout = Duration::from_secs(20);
+        c.upload_deadline = Duration::from_secs(60);
+        c
+    }
+
+    fn remote(&self, cfg: RemoteConfig) -> Remote {
+        match &self.fake {
+            Some(f) => {
+                Remote::with_store(cfg, f.clone(), Layout::Framed, "fake://".into()).unwrap()
+            }
+            None => Remote::new(cfg).unwrap(),
+        }
+    }
+
+    fn raw(&self) -> (Arc<dyn Store>, Layout) {
+        match &self.fake {
+            Some(f) => (f.clone(), Layout::Framed),
+            None => open_store(&self.url, &self.extra).unwrap(),
+        }
+    }
+}
+
+fn env_backend(name: &'static str, var: &str, extra: &[(&str, &str)]) -> Option<Backend> {
+    let Ok(url) = std::env::var(var) else {
+        eprintln!(
+            "SKIP conformance[{name}]: {var} is not set (run `.ci/servers.sh start` and source its env file)"
+        );
+        return None;
+    };
+    let mut e = BTreeMap::new();
+    for (k, envvar) in extra {
+        if let Ok(v) = std::env::var(envvar) {
+            e.insert(k.to_string(), v);
+        }
+    }
+    Some(Backend {
+        name,
+        url,
+        extra: e,
+        fake: None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// the suite
+
+async fn suite(b: &Backend) {
+    let t0 = Instant::now();
+    miss(b).await;
+    put_then_get(b).await;
+    idempotent_reput(b).await;
+    concurrent_puts_one_key(b).await;
+    empty_object(b).await;
+    compressed_and_plain_coexist(b).await;
+    namespaces(b).await;
+    signatures(b).await;
+    corrupted_object_is_never_accepted(b).await;
+    probe(b).await;
+    big_object(b).await;
+    eprintln!(
+        "conformance[{}]: all cases passed in {:?}",
+        b.name,
+        t0.elapsed()
+    );
+}
+
+async fn miss(b: &Backend) {
+    let r = b.remote(b.cfg(&ns("miss")));
+    assert_eq!(r.get_action(&rand_id()).await, None, "[{}] miss", b.name);
+    assert_eq!(
+        fetch(&r, &rand_id(), 10).await.unwrap(),
+        None,
+        "[{}] object miss",
+        b.name
+    );
+    assert_eq!(counter(&r, "remote_misses"), 2);
+    assert_eq!(
+        counter(&r, "remote_errors"),
+        0,
+        "[{}] a miss is not an error",
+        b.name
+    );
+}
+
+async fn roundtrip(b: &Backend, r: &Remote, o: &Obj) {
+    let e = r
+        .get_action(&o.action)
+        .await
+        .unwrap_or_else(|| panic!("[{}] entry missing", b.name));
+    assert_eq!(e.output_id, o.output);
+    assert_eq!(e.size, o.data.len() as u64);
+    assert_eq!(e.time_nanos, 1_700_000_000_123_456_789);
+    let got = fetch(r, &o.output, e.size)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("[{}] object missing", b.name));
+    assert!(got == o.data, "[{}] object bytes differ", b.name);
+}
+
+async fn put_then_get(b: &Backend) {
+    let r = b.remote(b.cfg(&ns("put")));
+    let o = obj(noise(10_000, 1));
+    upload(&r, &o);
+    let rep = r.drain().await;
+    assert_eq!(
+        (rep.completed, rep.failed, rep.dropped, rep.abandoned),
+        (1, 0, 0, 0),
+        "[{}] {rep:?}",
+        b.name
+    );
+    roundtrip(b, &r, &o).await;
+    assert!(counter(&r, "remote_bytes_up") > 0 && counter(&r, "remote_bytes_down") > 0);
+    assert_eq!(counter(&r, "remote_hits"), 1);
+}
+
+async fn idempotent_reput(b: &Backend) {
+    let r = b.remote(b.cfg(&ns("reput")));
+    let o = obj(b"same bytes twice".to_vec());
+    upload(&r, &o);
+    assert!(r.drain().await.is_clean());
+    upload(&r, &o);
+    let rep = r.drain().await;
+    assert!(rep.is_clean() && rep.completed == 2, "[{}] {rep:?}", b.name);
+    roundtrip(b, &r, &o).await;
+    // The object was already there the second time (where the backend can tell cheaply).
+    let (raw, _) = b.raw();
+    if raw.capabilities().exists {
+        assert_eq!(counter(&r, "uploads_skipped_existing"), 1, "[{}]", b.name);
+    }
+}
+
+async fn concurrent_puts_one_key(b: &Backend) {
+    let mut cfg = b.cfg(&ns("conc"));
+    cfg.upload_concurrency = 8;
+    let r = b.remote(cfg);
+    let o = obj(noise(300_000, 2));
+    for _ in 0..8 {
+        upload(&r, &o);
+    }
+    let rep = r.drain().await;
+    assert!(rep.is_clean() && rep.completed == 8, "[{}] {rep:?}", b.name);
+    roundtrip(b, &r, &o).await;
+}
+
+async fn empty_object(b: &Backend) {
+    let r = b.remote(b.cfg(&ns("empty")));
+    let o = obj(Vec::new());
+    upload(&r, &o);
+    assert!(r.drain().await.is_clean(), "[{}]", b.name);
+    roundtrip(b, &r, &o).await;
+}
+
+async fn big_object(b: &Backend) {
+    let r = b.remote(b.cfg(&ns("big")));
+    let o = obj(noise(64 << 20, 3));
+    let t = Instant::now();
+    upload(&r, &o);
+    let rep = r.drain().await;
+    assert!(rep.is_clean(), "[{}] 64 MB upload: {rep:?}", b.name);
+    roundtrip(b, &r, &o).await;
+    eprintln!(
+        "conformance[{}]: 64 MiB up+down in {:?}",
+        b.name,
+        t.elapsed()
+    );
+}
+
+async fn compressed_and_plain_coexist(b: &Backend) {
+    let space = ns("codec");
+    let mut zc = b.cfg(&space);
+    zc.compression_level = Some(3);
+    let mut pc = b.cfg(&space);
+    pc.compression_level = None;
+    let (z, p) = (b.remote(zc), b.remote(pc));
+    // Compressible data written compressed, raw data that starts with the zstd magic
+    // written plain; each remote reads the other's.
+    let oz = obj(b"compressible ".repeat(20_000));
+    let op = obj(zstd::encode_all(&b"i look like zstd"[..], 1).unwrap());
+    upload(&z, &oz);
+    upload(&p, &op);
+    assert!(z.drain().await.is_clean() && p.drain().await.is_clean());
+    roundtrip(b, &p, &oz).await;
+    roundtrip(b, &z, &op).await;
+    let (raw, layout) = b.raw();
+    if layout == Layout::Framed {
+        let key = format!("cas/{}", hex::encode(oz.output));
+        let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
+            .await
+            .unwrap();
+        assert_eq!(
+            &stored[..4],
+            b"SGC\x01",
+            "[{}] compressed object header",
+            b.name
+        );
+        assert!(
+            stored.len() < oz.data.len() / 10,
+            "[{}] not compressed",
+            b.name
+        );
+        let key = format!("cas/{}", hex::encode(op.output));
+        let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
+            .await
+            .unwrap();
+        assert_eq!(&stored[..4], b"SGC\x00");
+        assert_eq!(&stored[4..], &op.data[..]);
+    } else {
+        // Plain HTTP caches see the raw bytes under cas/<sha256>.
+        let key = format!("cas/{}", hex::encode(oz.output));
+        let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
+            .await
+            .unwrap();
+        assert!(
+            stored == oz.data,
+            "[{}] plain layout must store raw bytes",
+            b.name
+        );
+    }
+}
+
+async fn namespaces(b: &Backend) {
+    let (main, pr) = (ns("main"), ns("pr"));
+    let w_pr = b.remote(b.cfg(&pr));
+    let w_main = b.remote(b.cfg(&main));
+    let o_pr = obj(noise(1000, 4));
+    let o_main = obj(noise(1000, 5));
+    upload(&w_pr, &o_pr);
+    upload(&w_main, &o_main);
+    assert!(w_pr.drain().await.is_clean() && w_main.drain().await.is_clean());
+
+    // A reader in `main` never sees what the PR namespace wrote (poisoning).
+    let r_main = b.remote(b.cfg(&main));
+    assert_eq!(
+        r_main.get_action(&o_pr.action).await,
+        None,
+        "[{}] cross-namespace read",
+        b.name
+    );
+    roundtrip(b, &r_main, &o_main).await;
+
+    // A PR reader falls back to main, in order.
+    let mut c = b.cfg(&ns("pr2"));
+    c.read_namespaces = vec![main.clone()];
+    let r_pr2 = b.remote(c);
+    roundtrip(b, &r_pr2, &o_main).await;
+    assert_eq!(r_pr2.get_action(&o_pr.action).await, None);
+
+    // Read-only: nothing is written.
+    let mut c = b.cfg(&ns("ro"));
+    c.mode = Mode::ReadOnly;
+    c.read_namespaces = vec![main.clone()];
+    let ro = b.remote(c.clone());
+    let o_ro = obj(noise(100, 6));
+    upload(&ro, &o_ro);
+    let rep = ro.drain().await;
+    assert_eq!(rep.completed + rep.failed + rep.dropped, 0);
+    roundtrip(b, &ro, &o_main).await;
+    c.mode = Mode::ReadWrite;
+    assert_eq!(
+        b.remote(c).get_action(&o_ro.action).await,
+        None,
+        "[{}] read-only wrote",
+        b.name
+    );
+
+    // Write-only: writes, never reads.
+    let mut c = b.cfg(&main);
+    c.mode = Mode::WriteOnly;
+    let wo = b.remote(c);
+    assert_eq!(wo.get_action(&o_main.action).await, None);
+    assert_eq!(fetch(&wo, &o_main.output, 1000).await.unwrap(), None);
+}
+
+async fn signatures(b: &Backend) {
+    let space = ns("signed");
+    let keyed = |k: &[u8]| {
+        let mut c = b.cfg(&space);
+        c.signing_key = Some(k.to_vec());
+        c
+    };
+    let w_k1 = b.remote(keyed(b"key-one"));
+    let w_none = b.remote(b.cfg(&space));
+    let signed = obj(noise(500, 7));
+    let unsigned = obj(noise(500, 8));
+    upload(&w_k1, &signed);
+    upload(&w_none, &unsigned);
+    assert!(w_k1.drain().await.is_clean() && w_none.drain().await.is_clean());
+
+    let r_k1 = b.remote(keyed(b"key-one"));
+    roundtrip(b, &r_k1, &signed).await;
+    assert_eq!(
+        r_k1.get_action(&unsigned.action).await,
+        None,
+        "[{}] unsigned accepted",
+        b.name
+    );
+    assert_eq!(counter(&r_k1, "remote_rejected_entries"), 1);
+
+    let r_k2 = b.remote(keyed(b"key-two"));
+    assert_eq!(
+        r_k2.get_action(&signed.action).await,
+        None,
+        "[{}] foreign key accepted",
+        b.name
+    );
+
+    // Without a key, both are readable.
+    let r_none = b.remote(b.cfg(&space));
+    roundtrip(b, &r_none, &signed).await;
+    roundtrip(b, &r_none, &unsigned).await;
+
+    // Replaying a signed entry into another namespace (copying the ac/ value) fails.
+    let (raw, layout) = b.raw();
+    let other = ns("other");
+    let (from, to) = match layout {
+        Layout::Framed => (
+            format!(
+                "{}/ac/{}",
+                sgcache_store::encode_namespace(&space),
+                hex::encode(signed.action)
+            ),
+            format!(
+                "{}/ac/{}",
+                sgcache_store::encode_namespace(&other),
+                hex::encode(signed.action)
+            ),
+        ),
+        Layout::Plain => (
+            format!(
+                "ac/{}",
+                hex::encode(sgcache_store::plain_action_key(&space, &signed.action))
+            ),
+            format!(
+                "ac/{}",
+                hex::encode(sgcache_store::plain_action_key(&other, &signed.action))
+            ),
+        ),
+    };
+    let entry = read_all(raw.get(&from).await.unwrap().unwrap(), &from, 4096)
+        .await
+        .unwrap();
+    raw.put(&to, Body::from_bytes(Bytes::from(entry)))
+        .await
+        .unwrap();
+    let mut c = b.cfg(&other);
+    c.signing_key = Some(b"key-one".to_vec());
+    assert_eq!(
+        b.remote(c).get_action(&signed.action).await,
+        None,
+        "[{}] replayed entry accepted",
+        b.name
+    );
+}
+
+async fn corrupted_object_is_never_accepted(b: &Backend) {
+    let r = b.remote(b.cfg(&ns("corrupt")));
+    let o = obj(noise(5000, 9));
+    upload(&r, &o);
+    assert!(r.drain().await.is_clean());
+    // Overwrite cas/<hex> directly in the backing store: same length, one byte flipped,
+    // in the layout's own framing so only the hash check can catch it.
+    let (raw, layout) = b.raw();
+    let key = format!("cas/{}", hex::encode(o.output));
+    let mut bad = o.data.clone();
+    bad[100] ^= 0xff;
+    let stored = if layout == Layout::Framed {
+        [&b"SGC\0"[..], &bad].concat()
+    } else {
+        bad
+    };
+    raw.put(&key, Body::from_bytes(Bytes::from(stored)))
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let err = r
+        .fetch_object(&o.output, 5000, &mut sink)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "[{}] {err}", b.name);
+    assert!(sink.len() <= 5000);
+    assert_eq!(counter(&r, "remote_corrupt_objects"), 1);
+    // A longer object never pushes more than `size` bytes into the sink.
+    let long = if layout == Layout::Framed {
+        [&b"SGC\0"[..], &noise(9000, 1)].concat()
+    } else {
+        noise(9000, 1)
+    };
+    raw.put(&key, Body::from_bytes(Bytes::from(long)))
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    assert_eq!(
+        r.fetch_object(&o.output, 5000, &mut sink)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Corrupt
+    );
+    assert!(
+        sink.len() <= 5000,
+        "[{}] wrote {} bytes past size",
+        b.name,
+        sink.len()
+    );
+    assert!(!r.is_disabled(), "corrupt data must not trip the breaker");
+}
+
+async fn probe(b: &Backend) {
+    let r = b.remote(b.cfg(&ns("probe")));
+    let msg = r
+        .probe()
+        .await
+        .unwrap_or_else(|e| panic!("[{}] probe: {e}", b.name));
+    assert!(msg.contains("ok"), "{msg}");
+    let mut c = b.cfg(&ns("probe"));
+    c.mode = Mode::ReadOnly;
+    b.remote(c).probe().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// backends
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    suite(&Backend {
+        name: "file",
+        url,
+        extra: BTreeMap::new(),
+        fake: None,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_fake() {
+    suite(&Backend {
+        name: "fake",
+        url: "fake://".into(),
+        extra: BTreeMap::new(),
+        fake: Some(Fake::new()),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_s3() {
+    let Some(b) = env_backend(
+        "s3",
+        "SGCACHE_TEST_S3_URL",
+        &[
+            ("access_key_id", "SGCACHE_TEST_S3_ACCESS_KEY"),
+            ("secret_access_key", "SGCACHE_TEST_S3_SECRET_KEY"),
+        ],
+    ) else {
+        return;
+    };
+    suite(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_redis() {
+    let Some(b) = env_backend("redis", "SGCACHE_TEST_REDIS_URL", &[]) else {
+        return;
+    };
+    suite(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_http_webdav() {
+    let Some(b) = env_backend("http", "SGCACHE_TEST_HTTP_URL", &[]) else {
+        return;
+    };
+    suite(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_azblob() {
+    let Some(b) = env_backend(
+        "azblob",
+        "SGCACHE_TEST_AZBLOB_URL",
+        &[("account_key", "SGCACHE_TEST_AZBLOB_ACCOUNT_KEY")],
+    ) else {
+        return;
+    };
+    suite(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_gcs() {
+    let Some(b) = env_backend("gcs", "SGCACHE_TEST_GCS_URL", &[]) else {
+        return;
+    };
+    suite(&b).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// the scriptable fake store
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    Healthy,
+    /// Every operation fails with this kind.
+    Fail(ErrorKind),
+    /// The first N operations fail temporarily, then healthy.
+    FailFirst(u32),
+    /// Every operation sleeps this long first.
+    Slow(Duration),
+}
+
+#[derive(Debug)]
+struct Fake {
+    map: Mutex<HashMap<String, Bytes>>,
+    behaviour: Mutex<Behaviour>,
+    calls: AtomicU32,
+}
+
+impl Fake {
+    fn new() -> Arc<Fake> {
+        Arc::new(Fake {
+            map: Mutex::new(HashMap::new()),
+            behaviour: Mutex::new(Behaviour::Healthy),
+            calls: AtomicU32::new(0),
+        })
+    }
+    fn set(&self, b: Behaviour) {
+        *self.behaviour.lock().unwrap() = b;
+    }
+    async fn gate(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let b = *self.behaviour.lock().unwrap();
+        match b {
+            Behaviour::Healthy => Ok(()),
+            Behaviour::Fail(kind) => Err(StoreError::backend(op, key, kind, "scripted failure")),
+            Behaviour::FailFirst(k) if n < k => Err(StoreError::backend(
+                op,
+                key,
+                ErrorKind::Temporary,
+                "scripted blip",
+            )),
+            Behaviour::FailFirst(_) => Ok(()),
+            Behaviour::Slow(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Store for Fake {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ByteStream>, StoreError>> {
+        Box::pin(async move {
+            self.gate("get", key).await?;
+            let v = self.map.lock().unwrap().get(key).cloned();
+            // Deliver in small chunks to exercise streaming.
+            Ok(v.map(|b| {
+                let chunks: Vec<Result<Bytes, StoreError>> = (0..b.len())
+                    .step_by(7919)
+                    .map(|i| Ok(b.slice(i..(i + 7919).min(b.len()))))
+                    .collect();
+                Box::pin(futures_util::stream::iter(chunks)) as ByteStream
+            }))
+        })
+    }
+    fn put<'a>(&'a self, key: &'a str, body: Body) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.gate("put", key).await?;
+            let v = read_all(body.stream(), key, usize::MAX).await?;
+            self.map
+                .lock()
+                .unwrap()
+                .insert(key.to_string(), Bytes::from(v));
+            Ok(())
+        })
+    }
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.gate("exists", key).await?;
+            Ok(self.map.lock().unwrap().contains_key(key))
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.gate("delete", key).await?;
+            self.map.lock().unwrap().remove(key);
+            Ok(())
+        })
+    }
+}
+
+fn fake_remote(f: &Arc<Fake>, tweak: impl FnOnce(&mut RemoteConfig)) -> Remote {
+    let mut c = RemoteConfig::new("fake://");
+    c.op_timeout = Duration::from_millis(300);
+    c.upload_deadline = Duration::from_secs(5);
+    tweak(&mut c);
+    Remote::with_store(c, f.clone(), Layout::Framed, "fake://".into()).unwrap()
+}
+
+/// Captures tracing output so tests can count warning lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let me = self.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || me.clone())
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        tracing::subscriber::set_default(sub)
+    }
+    fn warnings(&self) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches("switched off")
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn fake_errors_become_misses_and_breaker_opens_once() {
+    let logs = Captured::default();
+    let _g = logs.install();
+    let f = Fake::new();
+    f.set(Behaviour::Fail(ErrorKind::Temporary));
+    let r = fake_remote(&f, |c| c.breaker_threshold = 3);
+    for _ in 0..3 {
+        assert_eq!(r.get_action(&rand_id()).await, None);
+    }
+    assert!(r.is_disabled());
+    // 3 operations × 3 attempts each (temporary errors are retried).
+    assert_eq!(f.calls.load(Ordering::SeqCst), 9);
+    // Once open: no more I/O, still misses, puts stay local, one warning only.
+    for _ in 0..10 {
+        assert_eq!(r.get_action(&rand_id()).await, None);
+        assert!(matches!(
+            fetch(&r, &rand_id(), 1).await,
+            Err(StoreError::BreakerOpen)
+        ));
+    }
+    let o = obj(b"x".to_vec());
+    upload(&r, &o);
+    r.drain().await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 9);
+    assert_eq!(
+        logs.warnings(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&logs.0.lock().unwrap())
+    );
+    assert_eq!(counter(&r, "remote_errors"), 3);
+    assert_eq!(counter(&r, "remote_disabled"), 1);
+}
+
+#[tokio::test]
+async fn fake_permanent_errors_are_not_retried() {
+    let f = Fake::new();
+    f.set(Behaviour::Fail(ErrorKind::Permanent));
+    let r = fake_remote(&f, |_| {});
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn fake_auth_error_opens_breaker_at_once() {
+    let logs = Captured::default();
+    let _g = logs.install();
+    let f = Fake::new();
+    f.set(Behaviour::Fail(ErrorKind::Auth));
+    let r = fake_remote(&f, |c| c.breaker_threshold = 100);
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert!(r.is_disabled());
+    assert_eq!(logs.warnings(), 1);
+    assert!(String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("credentials"));
+}
+
+#[tokio::test]
+async fn fake_transient_blip_is_retried_transparently() {
+    let f = Fake::new();
+    let r = fake_remote(&f, |_| {});
+    let o = obj(noise(2000, 11));
+    upload(&r, &o);
+    assert!(r.drain().await.is_clean());
+    f.set(Behaviour::FailFirst(f.calls.load(Ordering::SeqCst) + 2));
+    assert!(r.get_action(&o.action).await.is_some());
+    assert_eq!(counter(&r, "remote_errors"), 0);
+}
+
+#[tokio::test]
+async fn fake_slow_remote_times_out_quickly() {
+    let f = Fake::new();
+    f.set(Behaviour::Slow(Duration::from_secs(30)));
+    let r = fake_remote(&f, |c| c.op_timeout = Duration::from_millis(100));
+    let t = Instant::now();
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(counter(&r, "remote_errors"), 1);
+}
+
+#[tokio::test]
+async fn fake_full_queue_drops_and_deadline_abandons() {
+    let f = Fake::new();
+    f.set(Behaviour::Slow(Duration::from_secs(30)));
+    let r = fake_remote(&f, |c| {
+        c.upload_queue = 2;
+        c.upload_concurrency = 1;
+        c.op_timeout = Duration::from_secs(60);
+        c.upload_deadline = Duration::from_millis(200);
+    });
+    let o = obj(b"abc".to_vec());
+    for _ in 0..10 {
+        upload(&r, &o);
+    }
+    tokio::task::yield_now().await;
+    let t = Instant::now();
+    let rep = r.drain().await;
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(rep.dropped >= 7, "{rep:?}");
+    assert!(rep.abandoned >= 1, "{rep:?}");
+    assert_eq!(rep.completed, 0);
+    assert_eq!(counter(&r, "upload_dropped"), rep.dropped);
+}
+
+#[tokio::test]
+async fn fake_read_only_and_write_only_do_no_io_in_the_other_direction() {
+    let f = Fake::new();
+    let ro = fake_remote(&f, |c| c.mode = Mode::ReadOnly);
+    let o = obj(b"abc".to_vec());
+    upload(&ro, &o);
+    ro.drain().await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+    let wo = fake_remote(&f, |c| c.mode = Mode::WriteOnly);
+    assert_eq!(wo.get_action(&o.action).await, None);
+    assert_eq!(fetch(&wo, &o.output, 3).await.unwrap(), None);
+    assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn fake_truncated_and_garbage_objects_are_rejected() {
+    let f = Fake::new();
+    let r = fake_remote(&f, |_| {});
+    let o = obj(noise(100_000, 12));
+    let key = format!("cas/{}", hex::encode(o.output));
+    let z = [&b"SGC\x01"[..], &zstd::encode_all(&o.data[..], 3).unwrap()].concat();
+    for (what, stored) in [
+        ("truncated zstd", z[..z.len() / 2].to_vec()),
+        ("garbage codec", b"SGC\x07hello".to_vec()),
+        ("no header", o.data.clone()),
+        ("empty", Vec::new()),
+    ] {
+        f.map
+            .lock()
+            .unwrap()
+            .insert(key.clone(), Bytes::from(stored));
+        let mut sink = Vec::new();
+        let e = r
+            .fetch_object(&o.output, 100_000, &mut sink)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{what}: {e}");
+    }
+    assert!(!r.is_disabled());
+}
+
+#[tokio::test]
+async fn bad_urls_are_one_line_config_errors() {
+    for (url, needle) in [
+        ("ftp://host/x", "unknown scheme `ftp`"),
+        ("not a url", "not a URL"),
+        ("s3:///prefix", "missing bucket"),
+        ("redis://h:1/notanumber", "is not a number"),
+    ] {
+        let e = Remote::new(RemoteConfig::new(url)).unwrap_err();
+        let s = e.to_string();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(s.contains(needle), "{url}: {s}");
+        assert!(!s.contains('\n'));
+    }
+    let e = Remote::new(RemoteConfig::new("ftp://h/x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("s3://bucket/prefix") && e.contains("file:///path"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn describe_masks_secrets() {
+    let r = Remote::new(RemoteConfig::new("redis://user:hunter2@127.0.0.1:1/0")).unwrap();
+    assert!(!r.describe().contains("hunter2"), "{}", r.describe());
+    let r = Remote::new(RemoteConfig::new(
+        "s3://b/p?region=x&endpoint=http://127.0.0.1:1&secret_access_key=hunter2",
+    ))
+    .unwrap();
+    assert!(!r.describe().contains("hunter2"), "{}", r.describe());
+}
+
+// ---------------------------------------------------------------------------------------
+// faults against real servers
+
+/// Remote down at start: construction succeeds, gets are quick misses, the breaker opens.
+#[tokio::test]
+async fn real_remote_down_at_start() {
+    let logs = Captured::default();
+    let _g = logs.install();
+    let port = closed_port();
+    for url in [
+        format!(
+            "s3://b/p?region=us-east-1&endpoint=http://127.0.0.1:{port}&access_key_id=a&secret_access_key=b"
+        ),
+        format!("http://127.0.0.1:{port}/cache"),
+        format!("redis://127.0.0.1:{port}/0"),
+    ] {
+        let mut c = RemoteConfig::new(url.clone());
+        c.breaker_threshold = 3;
+        c.op_timeout = Duration::from_secs(5);
+        let r = Remote::new(c).unwrap();
+        let t = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(r.get_action(&rand_id()).await, None, "{url}");
+        }
+        assert!(
+            r.is_disabled(),
+            "{url}: breaker not open: {:?}",
+            r.counters()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{url}: {:?}",
+            t.elapsed()
+        );
+        let t = Instant::now();
+        assert_eq!(r.get_action(&rand_id()).await, None);
+        assert!(t.elapsed() < Duration::from_millis(50));
+    }
+    assert_eq!(logs.warnings(), 3);
+}
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Wrong credentials: one clear warning, then local-only.
+#[tokio::test]
+async fn real_s3_wrong_credentials() {
+    let Ok(url) = std::env::var("SGCACHE_TEST_S3_URL") else {
+        eprintln!("SKIP real_s3_wrong_credentials: SGCACHE_TEST_S3_URL is not set");
+        return;
+    };
+    let logs = Captured::default();
+    let _g = logs.install();
+    let mut c = RemoteConfig::new(url);
+    c.extra.insert(
+        "access_key_id".into(),
+        std::env::var("SGCACHE_TEST_S3_ACCESS_KEY").unwrap_or_default(),
+    );
+    c.extra
+        .insert("secret_access_key".into(), "definitely-wrong".into());
+    let r = Remote::new(c).unwrap();
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert!(r.is_disabled(), "{:?}", r.counters());
+    let o = obj(b"abc".to_vec());
+    upload(&r, &o);
+    r.drain().await;
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert_eq!(logs.warnings(), 1, "{text}");
+    assert!(text.contains("credentials"), "{text}");
+    assert!(r.probe().await.is_err());
+}
+
+/// A private redis-server, killed mid-run.
+#[tokio::test]
+async fn real_remote_killed_mid_build() {
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP real_remote_killed_mid_build: redis-server not installed");
+        return;
+    }
+    let port = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port).await;
+    let mut c = RemoteConfig::new(format!("redis://127.0.0.1:{port}/0"));
+    c.breaker_threshold = 3;
+    c.op_timeout = Duration::from_secs(3);
+    let r = Remote::new(c).unwrap();
+    let o = obj(noise(4000, 13));
+    upload(&r, &o);
+    assert!(r.drain().await.is_clean());
+    assert!(r.get_action(&o.action).await.is_some());
+
+    child.kill().await.unwrap();
+    let t = Instant::now();
+    for _ in 0..4 {
+        assert_eq!(r.get_action(&o.action).await, None);
+    }
+    let o2 = obj(noise(10, 14));
+    upload(&r, &o2);
+    let rep = r.drain().await;
+    assert!(r.is_disabled(), "{:?}", r.counters());
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert_eq!(rep.completed, 1);
+}
+
+async fn wait_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("port {port} never opened");
+}
+
+/// A TCP proxy that delays every chunk by `delay`.
+async fn latency_proxy(upstream: std::net::SocketAddr, delay: Duration) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((down, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (dr, dw) = down.into_split();
+                let (ur, uw) = up.into_split();
+                let pump = |mut r: tokio::net::tcp::OwnedReadHalf,
+                            mut w: tokio::net::tcp::OwnedWriteHalf| async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        tokio::time::sleep(delay).await;
+                        if w.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = w.shutdown().await;
+                };
+                let a = tokio::spawn(pump(dr, uw));
+                let b2 = tokio::spawn(pump(ur, dw));
+                let _ = tokio::join!(a, b2);
+            });
+        }
+    });
+    port
+}
+
+/// A slow remote (nginx behind a latency proxy): slow but correct with a generous timeout,
+/// a quick miss with a tight one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_slow_remote_through_latency_proxy() {
+    let Ok(url) = std::env::var("SGCACHE_TEST_HTTP_URL") else {
+        eprintln!("SKIP real_slow_remote_through_latency_proxy: SGCACHE_TEST_HTTP_URL is not set");
+        return;
+    };
+    let u = url::Url::parse(&url).unwrap();
+    let upstream =
+        std::net::SocketAddr::new(u.host_str().unwrap().parse().unwrap(), u.port().unwrap());
+    let port = latency_proxy(upstream, Duration::from_millis(300)).await;
+    let slow_url = format!("http://127.0.0.1:{port}{}", u.path());
+
+    let mut c = RemoteConfig::new(slow_url.clone());
+    c.namespace = ns("slow");
+    c.op_timeout = Duration::from_secs(10);
+    let r = Remote::new(c.clone()).unwrap();
+    let o = obj(noise(3000, 15));
+    upload(&r, &o);
+    assert!(r.drain().await.is_clean());
+    let t = Instant::now();
+    assert!(r.get_action(&o.action).await.is_some());
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "proxy did not delay"
+    );
+
+    c.op_timeout = Duration::from_millis(100);
+    c.breaker_threshold = 2;
+    let tight = Remote::new(c).unwrap();
+    let t = Instant::now();
+    assert_eq!(tight.get_action(&o.action).await, None);
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(tight.get_action(&o.action).await, None);
+    assert!(tight.is_disabled());
+}
+
+/// An HTTP server that answers 500 to everything: retried, then a miss; breaker opens.
+#[tokio::test]
+async fn real_http_500s() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let resp =
+                        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops";
+                    if s.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut c = RemoteConfig::new(format!("http://127.0.0.1:{port}/cache"));
+    c.breaker_threshold = 2;
+    let r = Remote::new(c).unwrap();
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    let after_one = hits.load(Ordering::SeqCst);
+    assert!(
+        after_one >= 2,
+        "500 should be retried, saw {after_one} requests"
+    );
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert!(r.is_disabled());
+    let n = hits.load(Ordering::SeqCst);
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        n,
+        "no requests once the breaker is open"
+    );
+}
