@@ -94,11 +94,15 @@ date = formatdate(usegmt=True)
 version = "2021-12-02"
 canon_headers = f"x-ms-date:{date}\nx-ms-version:{version}\n"
 canon_resource = f"/{account}/{account}/{container}\nrestype:container"
-sts = "PUT\n\n\n\n\n\n\n\n\n\n\n\n" + canon_headers + canon_resource
+# VERB, then Content-Encoding, -Language, -Length (empty for 0), -MD5, -Type, Date,
+# If-Modified-Since, If-Match, If-None-Match, If-Unmodified-Since, Range.
+ctype = "application/octet-stream"
+sts = "PUT\n\n\n\n\n" + ctype + "\n\n\n\n\n\n\n" + canon_headers + canon_resource
 sig = base64.b64encode(hmac.new(base64.b64decode(key), sts.encode(), hashlib.sha256).digest()).decode()
 req = urllib.request.Request(
     f"http://127.0.0.1:{port}/{account}/{container}?restype=container", method="PUT", data=b"",
-    headers={"x-ms-date": date, "x-ms-version": version, "Authorization": f"SharedKey {account}:{sig}"})
+    headers={"x-ms-date": date, "x-ms-version": version, "Content-Type": ctype,
+             "Authorization": f"SharedKey {account}:{sig}"})
 try:
     urllib.request.urlopen(req)
 except urllib.error.HTTPError as e:
@@ -135,6 +139,8 @@ start() {
         --dir "$RUN/redis" --daemonize no
 
     mkdir -p "$RUN/nginx/www/cache"
+    # As root, nginx workers run as `nobody`; let them write the WebDAV tree.
+    if [ "$(id -u)" = 0 ]; then chown -R nobody "$RUN/nginx/www"; fi
     sed -e "s#@DIR@#$RUN/nginx#g" -e "s#@PORT@#$NGINX_PORT#g" "$HERE/servers/nginx.conf.in" >"$RUN/nginx/nginx.conf"
     nginx -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/nginx-error.log" >"$RUN/nginx.log" 2>&1
     cp "$RUN/nginx/nginx.pid" "$RUN/nginx.pid"
@@ -173,12 +179,20 @@ ENV
 
 stop() {
     [ -d "$RUN" ] || return 0
+    local pids=()
     for f in "$RUN"/*.pid; do
         [ -e "$f" ] || continue
-        local pid; pid=$(cat "$f")
-        kill "$pid" 2>/dev/null || true
+        pids+=("$(cat "$f")")
         rm -f "$f"
     done
+    ((${#pids[@]})) || return 0
+    kill "${pids[@]}" 2>/dev/null || true
+    # Wait until they are gone, so an immediate `start` finds the ports free.
+    for _ in $(seq 1 50); do
+        kill -0 "${pids[@]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "${pids[@]}" 2>/dev/null || true
     log "stopped"
 }
 

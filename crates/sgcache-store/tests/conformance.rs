@@ -41,9 +41,12 @@ fn ns(name: &str) -> String {
     format!("{name}-{}", &hex::encode(rand_id())[..8])
 }
 
-/// Deterministic incompressible bytes.
+/// Incompressible bytes, different in every test run (servers may keep objects between
+/// runs, which would turn first uploads into "already there").
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let salt = *SALT.get_or_init(|| u64::from_le_bytes(rand_id()[..8].try_into().unwrap()));
+    let mut x = (seed ^ salt) | 1;
     let mut v = Vec::with_capacity(len + 8);
     while v.len() < len {
         x ^= x << 13;
@@ -162,7 +165,16 @@ fn env_backend(name: &'static str, var: &str, extra: &[(&str, &str)]) -> Option<
 // ---------------------------------------------------------------------------------------
 // the suite
 
+/// `SGCACHE_TEST_LOG=sgcache_store=debug` shows the layers' debug lines (upload errors…).
+fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SGCACHE_TEST_LOG"))
+        .with_test_writer()
+        .try_init();
+}
+
 async fn suite(b: &Backend) {
+    init_log();
     let t0 = Instant::now();
     miss(b).await;
     put_then_get(b).await;
@@ -233,7 +245,7 @@ async fn put_then_get(b: &Backend) {
 
 async fn idempotent_reput(b: &Backend) {
     let r = b.remote(b.cfg(&ns("reput")));
-    let o = obj(b"same bytes twice".to_vec());
+    let o = obj([&b"same bytes twice "[..], &noise(8, 10)].concat());
     upload(&r, &o);
     assert!(r.drain().await.is_clean());
     upload(&r, &o);
@@ -292,8 +304,8 @@ async fn compressed_and_plain_coexist(b: &Backend) {
     let (z, p) = (b.remote(zc), b.remote(pc));
     // Compressible data written compressed, raw data that starts with the zstd magic
     // written plain; each remote reads the other's.
-    let oz = obj(b"compressible ".repeat(20_000));
-    let op = obj(zstd::encode_all(&b"i look like zstd"[..], 1).unwrap());
+    let oz = obj([noise(8, 16), b"compressible ".repeat(20_000)].concat());
+    let op = obj(zstd::encode_all(&noise(64, 17)[..], 1).unwrap());
     upload(&z, &oz);
     upload(&p, &op);
     assert!(z.drain().await.is_clean() && p.drain().await.is_clean());
