@@ -1159,9 +1159,9 @@ async fn real_slow_remote_through_latency_proxy() {
     assert!(tight.is_disabled());
 }
 
-/// An HTTP server that answers 500 to everything: retried, then a miss; breaker opens.
-#[tokio::test]
-async fn real_http_500s() {
+/// An HTTP server on loopback that answers 500 to every request; returns its port and a
+/// request counter.
+async fn http_500_server() -> (u16, Arc<AtomicU32>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
@@ -1190,6 +1190,13 @@ async fn real_http_500s() {
             });
         }
     });
+    (port, hits)
+}
+
+/// An HTTP server that answers 500 to everything: retried, then a miss; breaker opens.
+#[tokio::test]
+async fn real_http_500s() {
+    let (port, hits) = http_500_server().await;
     let mut c = RemoteConfig::new(format!("http://127.0.0.1:{port}/cache"));
     c.breaker_threshold = 2;
     let r = Remote::new(c).unwrap();
@@ -1208,4 +1215,69 @@ async fn real_http_500s() {
         n,
         "no requests once the breaker is open"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// GitHub Actions cache: no local stand-in exists; test configuration and failure behaviour.
+
+fn in_github_actions_with_cache() -> bool {
+    ["ACTIONS_CACHE_URL", "ACTIONS_RESULTS_URL"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|x| !x.is_empty()))
+}
+
+#[tokio::test]
+async fn gha_outside_a_workflow_is_a_clear_config_error() {
+    if in_github_actions_with_cache() {
+        eprintln!(
+            "SKIP gha_outside_a_workflow_is_a_clear_config_error: the GHA cache variables are set"
+        );
+        return;
+    }
+    let e = Remote::new(RemoteConfig::new("gha://")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let s = e.to_string();
+    assert!(s.contains("gha://") && s.contains("github action"), "{s}");
+}
+
+#[tokio::test]
+async fn gha_service_failures_become_misses_and_open_the_breaker() {
+    for failing in ["500", "closed"] {
+        let (endpoint, hits) = if failing == "500" {
+            let (port, hits) = http_500_server().await;
+            (format!("http://127.0.0.1:{port}/"), Some(hits))
+        } else {
+            (format!("http://127.0.0.1:{}/", closed_port()), None)
+        };
+        let mut c = RemoteConfig::new("gha://sgcache-test");
+        c.extra.insert("endpoint".into(), endpoint);
+        c.extra
+            .insert("runtime_token".into(), "not-a-real-token".into());
+        c.breaker_threshold = 2;
+        let r = Remote::new(c).unwrap();
+        assert!(r.describe().starts_with("gha://"));
+        let t = Instant::now();
+        assert_eq!(r.get_action(&rand_id()).await, None, "{failing}");
+        let o = obj(noise(100, 18));
+        upload(&r, &o);
+        let rep = r.drain().await;
+        assert_eq!(rep.completed, 0, "{failing}: {rep:?}");
+        assert_eq!(r.get_action(&rand_id()).await, None);
+        assert!(r.is_disabled(), "{failing}: {:?}", r.counters());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{failing}: {:?}",
+            t.elapsed()
+        );
+        if let Some(h) = hits {
+            assert!(
+                h.load(Ordering::SeqCst) > 0,
+                "the fake GHA endpoint was never called"
+            );
+        }
+        assert!(matches!(
+            fetch(&r, &o.output, 100).await,
+            Err(StoreError::BreakerOpen)
+        ));
+    }
 }
