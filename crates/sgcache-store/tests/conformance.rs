@@ -112,6 +112,9 @@ struct Backend {
     extra: BTreeMap<String, String>,
     /// For the fake store: a shared in-memory map.
     fake: Option<Arc<Fake>>,
+    /// The server's own data directory for this URL's prefix, when it stores keys as
+    /// plain files (s3s-fs, nginx): lets a test corrupt objects behind the server's back.
+    data_dir: Option<PathBuf>,
 }
 
 impl Backend {
@@ -154,11 +157,15 @@ fn env_backend(name: &'static str, var: &str, extra: &[(&str, &str)]) -> Option<
             e.insert(k.to_string(), v);
         }
     }
+    let data_dir = std::env::var(var.replace("_URL", "_DATA"))
+        .ok()
+        .map(PathBuf::from);
     Some(Backend {
         name,
         url,
         extra: e,
         fake: None,
+        data_dir,
     })
 }
 
@@ -533,6 +540,30 @@ async fn corrupted_object_is_never_accepted(b: &Backend) {
         sink.len()
     );
     assert!(!r.is_disabled(), "corrupt data must not trip the breaker");
+
+    // Where the server keeps plain files, corrupt one behind its back too.
+    if let Some(dir) = &b.data_dir {
+        let o = obj(noise(5000, 19));
+        upload(&r, &o);
+        assert!(r.drain().await.is_clean());
+        let file = dir.join("cas").join(hex::encode(o.output));
+        let mut stored = std::fs::read(&file)
+            .unwrap_or_else(|e| panic!("[{}] `{}`: {e}", b.name, file.display()));
+        let last = stored.len() - 1;
+        stored[last] ^= 0x55;
+        std::fs::write(&file, &stored).unwrap();
+        let mut sink = Vec::new();
+        let err = r
+            .fetch_object(&o.output, 5000, &mut sink)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "[{}] {err}", b.name);
+        assert!(sink.len() <= 5000);
+        eprintln!(
+            "conformance[{}]: object corrupted on the server's disk rejected: {err}",
+            b.name
+        );
+    }
 }
 
 async fn probe(b: &Backend) {
@@ -559,6 +590,7 @@ async fn conformance_file() {
         url,
         extra: BTreeMap::new(),
         fake: None,
+        data_dir: None,
     })
     .await;
 }
@@ -570,6 +602,7 @@ async fn conformance_fake() {
         url: "fake://".into(),
         extra: BTreeMap::new(),
         fake: Some(Fake::new()),
+        data_dir: None,
     })
     .await;
 }
