@@ -248,6 +248,11 @@ impl Remote {
         format!("{} ({mode}, namespace {})", s.masked, s.cfg.namespace)
     }
 
+    /// The configuration this remote was built from.
+    pub fn config(&self) -> &RemoteConfig {
+        &self.s().cfg
+    }
+
     /// Whether the breaker has switched the remote off.
     pub fn is_disabled(&self) -> bool {
         self.s().breaker.is_open()
