@@ -299,11 +299,7 @@ fn decode_segment(
     Ok(n)
 }
 
-fn decode_into(
-    b64: &base64_simd::Base64,
-    src: &[u8],
-    dst: &mut [u8],
-) -> Result<usize, BodyError> {
+fn decode_into(b64: &base64_simd::Base64, src: &[u8], dst: &mut [u8]) -> Result<usize, BodyError> {
     b64.decode(src, base64_simd::Out::from_slice(dst))
         .map(|d| d.len())
         .map_err(|_| BodyError::InvalidBase64)
@@ -432,8 +428,7 @@ mod tests {
         let b64 = base64_simd::STANDARD.encode_to_string(&data);
         let input = put(1, data.len() as i64, &b64);
         for cap in [1, 2, 3, 5, 7, 64, 4096] {
-            let mut r =
-                RequestReader::new(io::BufReader::with_capacity(cap, input.as_bytes()));
+            let mut r = RequestReader::new(io::BufReader::with_capacity(cap, input.as_bytes()));
             r.next_request().unwrap();
             let mut sink = Vec::new();
             r.read_body(data.len() as u64, &mut sink).unwrap().unwrap();
@@ -469,7 +464,10 @@ mod tests {
         let mut r = RequestReader::new(input.as_bytes());
         let q = req(&mut r);
         assert_eq!(q.body_size, 1 << 40);
-        let err = r.read_body(q.body_size, &mut Vec::new()).unwrap().unwrap_err();
+        let err = r
+            .read_body(q.body_size, &mut Vec::new())
+            .unwrap()
+            .unwrap_err();
         assert!(matches!(err, BodyError::WrongLength { got: 5, .. }));
         assert!(r.decoded.len() < 1 << 20);
     }
@@ -485,7 +483,10 @@ mod tests {
                 Ok(())
             }
         }
-        let input = format!("{}{{\"ID\":2,\"Command\":\"close\"}}\n", put(1, 5, "aGVsbG8="));
+        let input = format!(
+            "{}{{\"ID\":2,\"Command\":\"close\"}}\n",
+            put(1, 5, "aGVsbG8=")
+        );
         let mut r = RequestReader::new(input.as_bytes());
         req(&mut r);
         let err = r.read_body(5, &mut Full).unwrap().unwrap_err();

@@ -66,7 +66,10 @@ impl fmt::Display for Fault {
             Fault::Missing { field } => write!(f, "missing {field}"),
             Fault::NegativeBodySize(n) => write!(f, "negative BodySize {n}"),
             Fault::UnknownCommand(c) => {
-                write!(f, "unknown command {c:?}; known commands are get, put, close")
+                write!(
+                    f,
+                    "unknown command {c:?}; known commands are get, put, close"
+                )
             }
             Fault::BadField(msg) => write!(f, "malformed request: {msg}"),
         }
@@ -428,7 +431,9 @@ mod tests {
                 Fault::UnknownCommand("frobnicate".into()),
             ),
             (
-                format!(r#"{{"ID":1,"Command":"put","ActionID":"{A}","OutputID":"{O}","BodySize":-3}}"#),
+                format!(
+                    r#"{{"ID":1,"Command":"put","ActionID":"{A}","OutputID":"{O}","BodySize":-3}}"#
+                ),
                 Fault::NegativeBodySize(-3),
             ),
         ];
@@ -472,7 +477,13 @@ mod tests {
             r#"{"ID":1,"DiskPath":"/c/2c-d"}"#
         );
         assert_eq!(
-            j(&Response::hit(2, [1; 32], 5, 1_700_000_000_123_456_789, "/p".into())),
+            j(&Response::hit(
+                2,
+                [1; 32],
+                5,
+                1_700_000_000_123_456_789,
+                "/p".into()
+            )),
             format!(
                 r#"{{"ID":2,"OutputID":"{A}","Size":5,"Time":"2023-11-14T22:13:20.123456789Z","DiskPath":"/p"}}"#
             )

@@ -46,6 +46,93 @@ pub struct GlobalArgs {
           value_parser = BoolishValueParser::new())]
     pub verbose: bool,
 
+    /// Remote tier URL: s3://bucket/prefix?region=…&endpoint=…, gs://bucket/prefix,
+    /// azblob://container/prefix, redis://host:port/db, rediss://…, http(s)://host/prefix
+    /// (bazel-remote, WebDAV), gha://, file:///path. Default: no remote.
+    #[arg(long, global = true, env = "SGCACHE_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
+
+    /// Namespace (trust scope) the remote tier writes to and reads first, e.g. a branch.
+    #[arg(
+        long,
+        global = true,
+        env = "SGCACHE_NAMESPACE",
+        value_name = "NAME",
+        default_value = "default"
+    )]
+    pub namespace: String,
+
+    /// Further namespaces to read after SGCACHE_NAMESPACE, in order, comma-separated (e.g. `main`).
+    #[arg(
+        long = "read-namespaces",
+        global = true,
+        env = "SGCACHE_READ_NAMESPACES",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub read_namespaces: Vec<String>,
+
+    /// HMAC-SHA-256 key: sign the remote action entries written, and ignore entries that are
+    /// unsigned or signed with another key. Prefer the variable to the flag (process lists).
+    #[arg(
+        long = "signing-key",
+        global = true,
+        env = "SGCACHE_SIGNING_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub signing_key: Option<String>,
+
+    /// Never write the remote (untrusted jobs, e.g. pull requests from forks).
+    #[arg(long = "read-only", global = true, env = "SGCACHE_READ_ONLY", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true", default_value = "false",
+          value_parser = BoolishValueParser::new())]
+    pub read_only: bool,
+
+    /// Never read the remote, only write it (seeding jobs).
+    #[arg(long = "write-only", global = true, env = "SGCACHE_WRITE_ONLY", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true", default_value = "false",
+          value_parser = BoolishValueParser::new(), conflicts_with = "read_only")]
+    pub write_only: bool,
+
+    /// zstd level for remote objects (1-19), or `off`. Always off for http(s):// remotes,
+    /// whose servers must see raw bytes.
+    #[arg(long, global = true, env = "SGCACHE_COMPRESSION", value_name = "LEVEL|off",
+          default_value = "3", value_parser = parse_compression)]
+    pub compression: Compression,
+
+    /// Time limit for one remote operation, retries included.
+    #[arg(long = "remote-timeout", global = true, env = "SGCACHE_REMOTE_TIMEOUT",
+          value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub remote_timeout: Duration,
+
+    /// How long the end of a go command waits for queued uploads; what is left is dropped
+    /// (and stays in the local cache).
+    #[arg(long = "upload-deadline", global = true, env = "SGCACHE_UPLOAD_DEADLINE",
+          value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub upload_deadline: Duration,
+
+    /// Uploads in flight at once.
+    #[arg(long = "upload-concurrency", global = true, env = "SGCACHE_UPLOAD_CONCURRENCY",
+          value_name = "N", default_value = "8", value_parser = clap::value_parser!(u16).range(1..))]
+    pub upload_concurrency: u16,
+
+    /// Uploads that may wait in the queue; beyond this they are dropped (and counted).
+    #[arg(long = "upload-queue", global = true, env = "SGCACHE_UPLOAD_QUEUE",
+          value_name = "N", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
+    pub upload_queue: u32,
+
+    /// Consecutive remote failures after which the remote is switched off for the rest of
+    /// the run (one warning line; gets become misses, puts stay local). 0 = never.
+    #[arg(
+        long = "breaker-threshold",
+        global = true,
+        env = "SGCACHE_BREAKER_THRESHOLD",
+        value_name = "N",
+        default_value = "5"
+    )]
+    pub breaker_threshold: u32,
+
     /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `debug`).
     #[arg(
         long = "log",
@@ -70,8 +157,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Remove all cache entries, exactly what `go clean -cache` removes.
     Clean,
+    /// Check the setup: configuration (secrets masked), go version and GOCACHEPROG, whether
+    /// the local directory is writable and the remote reachable with working credentials.
+    Doctor,
     /// Print or rewrite a Go build ID, like `go tool buildid`.
     Buildid(crate::cmd::buildid::BuildidArgs),
+    /// Show cache entries: output id, size, time, kind, and for Go archives the build ID
+    /// and `go object` header.
+    Inspect(crate::cmd::inspect::InspectArgs),
     /// Print the configuration table (markdown) generated from this declaration.
     #[command(name = "config-table", hide = true)]
     ConfigTable,
@@ -99,9 +192,30 @@ pub struct VerifyArgs {
     /// Remove corrupt entries.
     #[arg(long)]
     pub repair: bool,
+    /// Leave files modified this recently alone (they may be writes in progress).
+    /// `0s` judges everything: only when no go command is using the directory.
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub grace: Duration,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A zstd level, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression(pub Option<i32>);
+
+/// Parses `off` or a zstd level 1-19.
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    match s.trim() {
+        "off" | "0" | "none" | "false" => Ok(Compression(None)),
+        n => match n.parse::<i32>() {
+            Ok(l) if (1..=19).contains(&l) => Ok(Compression(Some(l))),
+            _ => Err(format!(
+                "{s:?} is not a compression setting; write off or a zstd level 1-19"
+            )),
+        },
+    }
 }
 
 /// Parses `20GiB`, `500MB`, `1048576`.

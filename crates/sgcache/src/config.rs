@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
+use sgcache_store::{Mode, RemoteConfig};
+
 use crate::cli::GlobalArgs;
 
 /// The typed, resolved configuration.
@@ -17,6 +19,8 @@ pub struct Config {
     pub max_size: Option<u64>,
     /// Summary line at the end of serving.
     pub verbose: bool,
+    /// The remote tier, if one is configured.
+    pub remote: Option<RemoteConfig>,
 }
 
 impl Config {
@@ -33,10 +37,54 @@ impl Config {
                 dir.display()
             );
         }
+        let remote = g.remote.as_ref().filter(|u| !u.is_empty()).map(|url| {
+            let mut r = RemoteConfig::new(url.clone());
+            r.namespace = g.namespace.clone();
+            r.read_namespaces = g
+                .read_namespaces
+                .iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            r.signing_key = g
+                .signing_key
+                .as_ref()
+                .filter(|k| !k.is_empty())
+                .map(|k| k.as_bytes().to_vec());
+            r.compression_level = g.compression.0;
+            r.mode = if g.read_only {
+                Mode::ReadOnly
+            } else if g.write_only {
+                Mode::WriteOnly
+            } else {
+                Mode::ReadWrite
+            };
+            r.op_timeout = g.remote_timeout;
+            r.upload_deadline = g.upload_deadline;
+            r.upload_concurrency = usize::from(g.upload_concurrency);
+            r.upload_queue = g.upload_queue as usize;
+            r.breaker_threshold = g.breaker_threshold;
+            // Azure's conventional variables, as OpenDAL configuration keys.
+            for (var, key) in [
+                ("AZURE_STORAGE_ACCOUNT", "account_name"),
+                ("AZURE_STORAGE_KEY", "account_key"),
+                ("AZURE_STORAGE_SAS_TOKEN", "sas_token"),
+            ] {
+                #[allow(clippy::disallowed_methods)]
+                if let Ok(v) = std::env::var(var)
+                    && !v.is_empty()
+                    && url.starts_with("azblob:")
+                {
+                    r.extra.insert(key.to_owned(), v);
+                }
+            }
+            r
+        });
         Ok(Config {
             dir,
             max_size: g.max_size,
             verbose: g.verbose,
+            remote,
         })
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod cmd;
 mod config;
 mod serve;
+mod tier;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -67,6 +68,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trim(args) => cmd::maintain::trim(&Config::resolve(&cli.global)?, &args),
         Command::Verify(args) => cmd::maintain::verify(&Config::resolve(&cli.global)?, &args),
         Command::Buildid(args) => cmd::buildid::run(&args),
+        Command::Inspect(args) => cmd::inspect::run(&args, &Config::resolve(&cli.global)?.dir),
+        Command::Doctor => cmd::doctor::run(&Config::resolve(&cli.global)?),
         Command::Clean => cmd::maintain::clean(&Config::resolve(&cli.global)?),
     }
 }
@@ -75,7 +78,18 @@ fn serve_stdio(cfg: &Config) -> Result<ExitCode> {
     let started = Instant::now();
     let disk = sgcache_disk::DiskCache::open(&cfg.dir)
         .with_context(|| format!("opening the local cache `{}`", cfg.dir.display()))?;
-    let server = serve::Server::new(disk, cfg.max_size);
+    let remote = match &cfg.remote {
+        None => None,
+        Some(rc) => match sgcache_store::Remote::new(rc.clone()) {
+            Ok(r) => Some(tier::RemoteTier::new(r).context("starting the remote tier")?),
+            Err(e) => {
+                // A misconfigured remote must not fail the build: say so once, serve locally.
+                tracing::warn!("remote disabled: {e}");
+                None
+            }
+        },
+    };
+    let server = serve::Server::new(disk, cfg.max_size, remote);
     let (stdin, stdout) = raw_stdio();
     let ending = server.serve(stdin, stdout);
     if cfg.verbose {

@@ -17,11 +17,13 @@
 
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
+use crate::tier::RemoteTier;
 use sgcache_disk::{Counters, DiskCache, Id};
 use sgcache_protocol::{
     BodyError, CodecError, Command, Frame, Request, RequestReader, Response, ResponseWriter,
@@ -33,10 +35,11 @@ const INPUT_BUFFER: usize = 256 * 1024;
 /// What serving needs besides its input and output.
 #[derive(Debug)]
 pub struct Server {
-    disk: DiskCache,
+    disk: Arc<DiskCache>,
     max_size: Option<u64>,
-    stats: Stats,
+    stats: Arc<Stats>,
     disk_warned: AtomicBool,
+    remote: Option<RemoteTier>,
 }
 
 /// This run's counters.
@@ -84,12 +87,13 @@ pub enum Ending {
 
 impl Server {
     /// A server over an opened local tier.
-    pub fn new(disk: DiskCache, max_size: Option<u64>) -> Self {
+    pub fn new(disk: DiskCache, max_size: Option<u64>, remote: Option<RemoteTier>) -> Self {
         Server {
-            disk,
+            disk: Arc::new(disk),
             max_size,
-            stats: Stats::default(),
+            stats: Arc::new(Stats::default()),
             disk_warned: AtomicBool::new(false),
+            remote,
         }
     }
 
@@ -101,6 +105,7 @@ impl Server {
         W: Write + Send + 'static,
     {
         let (tx, rx) = mpsc::channel::<Response>();
+        let _runtime = self.remote.as_ref().map(|r| r.enter());
         let writer = thread::Builder::new()
             .name("sgcache-writer".into())
             .spawn(move || write_loop(rx, output))
@@ -137,10 +142,11 @@ impl Server {
                 let _ = tx.send(Response::closed(req.id));
                 break Ok(Ending::Close);
             }
-            match self.handle(&mut reader, req) {
-                Ok(reply) => {
+            match self.handle(&mut reader, req, &tx) {
+                Ok(Some(reply)) => {
                     let _ = tx.send(reply);
                 }
+                Ok(None) => {} // answered later, from the remote tier
                 Err(e) => break Err(e),
             }
         };
@@ -160,7 +166,8 @@ impl Server {
         &self,
         reader: &mut RequestReader<R>,
         req: Request,
-    ) -> Result<Response, CodecError> {
+        tx: &mpsc::Sender<Response>,
+    ) -> Result<Option<Response>, CodecError> {
         if let Some(fault) = &req.fault {
             self.skip_body(reader, &req)?;
             Stats::add(&self.stats.errors, 1);
@@ -170,39 +177,36 @@ impl Server {
                 Command::Close => "close",
                 Command::Unknown(_) => "request",
             };
-            return Ok(Response::error(req.id, format!("{what}: {fault}")));
+            return Ok(Some(Response::error(req.id, format!("{what}: {fault}"))));
         }
         match req.command {
-            Command::Get => Ok(self.get(&req)),
-            Command::Put => self.put(reader, &req),
+            Command::Get => Ok(self.get(&req, tx)),
+            Command::Put => self.put(reader, &req).map(Some),
             // Close is handled by the loop; Unknown always carries a fault.
-            Command::Close | Command::Unknown(_) => Ok(Response::error(req.id, "unexpected")),
+            Command::Close | Command::Unknown(_) => Ok(Some(Response::error(req.id, "unexpected"))),
         }
     }
 
-    fn get(&self, req: &Request) -> Response {
+    fn get(&self, req: &Request, tx: &mpsc::Sender<Response>) -> Option<Response> {
         Stats::add(&self.stats.gets, 1);
         let action = req.action_id.expect("checked by the codec");
-        match self.disk.get_file(&action) {
-            Ok(Some((entry, path))) => match path.into_os_string().into_string() {
-                Ok(path) => {
-                    Stats::add(&self.stats.hits, 1);
-                    Stats::add(&self.stats.hit_bytes, entry.size);
-                    Response::hit(req.id, entry.output_id, entry.size, entry.time_nanos, path)
-                }
-                Err(_) => self.miss(req.id),
-            },
-            Ok(None) => self.miss(req.id),
+        let local = match self.disk.get_file(&action) {
+            Ok(found) => found,
             Err(e) => {
                 self.warn_disk(&e);
-                self.miss(req.id)
+                None
             }
+        };
+        if local.is_none()
+            && let Some(remote) = &self.remote
+        {
+            let (id, tx, stats) = (req.id, tx.clone(), self.stats.clone());
+            remote.lookup(self.disk.clone(), action, move |found| {
+                let _ = tx.send(reply(&stats, id, found));
+            });
+            return None;
         }
-    }
-
-    fn miss(&self, id: i64) -> Response {
-        Stats::add(&self.stats.misses, 1);
-        Response::miss(id)
+        Some(reply(&self.stats, req.id, local))
     }
 
     fn put<R: io::BufRead>(
@@ -250,6 +254,9 @@ impl Server {
             return Ok(self.put_error(req.id, &out, e));
         }
         Stats::add(&self.stats.put_bytes, size);
+        if let Some(remote) = &self.remote {
+            remote.upload(action, out, size, now, path.clone());
+        }
         match path.into_os_string().into_string() {
             Ok(p) => Ok(Response::stored(req.id, p)),
             Err(_) => Ok(self.put_error(req.id, &out, "output path is not UTF-8")),
@@ -281,23 +288,34 @@ impl Server {
         }
     }
 
-    /// End-of-run work: trim if due, persist counters.
+    /// End-of-run work: wait for remote work, trim if due, persist counters.
     fn finish(&self) {
-        // Go's daily age trim; on the days it runs, the size cap is enforced too.
-        match self.disk.trim_if_due() {
-            Ok(report) if report.ran && self.max_size.is_some() => {
-                let opts = sgcache_disk::TrimOptions {
-                    max_age: None,
-                    max_size: self.max_size,
-                };
-                if let Err(e) = self.disk.trim(&opts) {
-                    tracing::warn!("trimming the local cache to SGCACHE_MAX_SIZE: {e}");
-                }
+        let mut counters = self.stats.to_counters();
+        if let Some(remote) = &self.remote {
+            let report = remote.finish();
+            let lost = report.dropped + report.abandoned + report.failed;
+            if lost > 0 {
+                tracing::warn!(
+                    "remote: {lost} uploads not delivered ({} dropped: queue full, {} past \
+                     SGCACHE_UPLOAD_DEADLINE, {} failed); they stay in the local cache",
+                    report.dropped,
+                    report.abandoned,
+                    report.failed
+                );
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("trimming the local cache: {e}"),
+            for (name, n) in remote.remote().counters() {
+                counters.add_extra(name, n);
+            }
         }
-        if let Err(e) = sgcache_disk::add_counters(self.disk.dir(), &self.stats.to_counters()) {
+        // Go's daily age trim; on the days it runs, the size cap is enforced in the same scan.
+        let opts = sgcache_disk::TrimOptions {
+            max_age: None,
+            max_size: self.max_size,
+        };
+        if let Err(e) = self.disk.trim_if_due_with(&opts) {
+            tracing::warn!("trimming the local cache: {e}");
+        }
+        if let Err(e) = sgcache_disk::add_counters(self.disk.dir(), &counters) {
             tracing::debug!("saving stats: {e}");
         }
     }
@@ -306,8 +324,16 @@ impl Server {
     pub fn summary(&self, started: Instant) -> String {
         let s = &self.stats;
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut remote = String::new();
+        if let Some(r) = &self.remote {
+            remote.push_str("; remote");
+            for (name, n) in r.remote().counters() {
+                let name = name.strip_prefix("remote_").unwrap_or(name);
+                remote.push_str(&format!(" {name}={n}"));
+            }
+        }
         format!(
-            "sgcache: {} gets ({} hits, {} misses), {} puts, {} in, {} out, {} errors, {} ms",
+            "sgcache: {} gets ({} hits, {} misses), {} puts, {} in, {} out, {} errors, {} ms{remote}",
             l(&s.gets),
             l(&s.hits),
             l(&s.misses),
@@ -318,6 +344,23 @@ impl Server {
             started.elapsed().as_millis()
         )
     }
+}
+
+/// The reply to a get, counting it.
+fn reply(
+    stats: &Stats,
+    id: i64,
+    found: Option<(sgcache_disk::Entry, std::path::PathBuf)>,
+) -> Response {
+    if let Some((entry, path)) = found
+        && let Ok(path) = path.into_os_string().into_string()
+    {
+        Stats::add(&stats.hits, 1);
+        Stats::add(&stats.hit_bytes, entry.size);
+        return Response::hit(id, entry.output_id, entry.size, entry.time_nanos, path);
+    }
+    Stats::add(&stats.misses, 1);
+    Response::miss(id)
 }
 
 fn write_loop<W: Write>(rx: mpsc::Receiver<Response>, output: W) -> io::Result<()> {

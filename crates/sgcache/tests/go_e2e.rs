@@ -58,11 +58,13 @@ fn build_twice_then_plain_go_reads_the_same_cache() {
     // Nothing in the directory is corrupt.
     let v = run_ok({
         let mut c = std::process::Command::new(common::bin());
-        c.args(["verify", "--json"]).env("SGCACHE_DIR", &cache);
+        c.args(["verify", "--json", "--grace", "0s"])
+            .env("SGCACHE_DIR", &cache);
         c
     });
     let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    assert!(report["outputs_checked"].as_u64().unwrap() > 10, "{report}");
 }
 
 /// A cache filled by the plain go command serves sgcache with hits only.

@@ -37,7 +37,7 @@ pub fn trim(cfg: &Config, args: &TrimArgs) -> Result<ExitCode> {
 /// Rehashes everything; exit 1 when something is corrupt (and not repaired).
 pub fn verify(cfg: &Config, args: &VerifyArgs) -> Result<ExitCode> {
     let disk = open(cfg)?;
-    let report = disk.verify(args.repair)?;
+    let report = disk.verify_with_grace(args.repair, args.grace)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let problems: Vec<_> = report

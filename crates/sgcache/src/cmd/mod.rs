@@ -1,5 +1,7 @@
 //! Subcommands other than serving.
 
 pub mod buildid;
+pub mod doctor;
+pub mod inspect;
 pub mod maintain;
 pub mod stats;

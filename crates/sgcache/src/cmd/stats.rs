@@ -85,39 +85,11 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A cheap guess at what an output is, from its first bytes.
+/// What an output is, from its first bytes (the same classification `inspect` uses).
 fn classify_file(path: &std::path::Path, size: u64) -> &'static str {
     let mut head = [0u8; 512];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .unwrap_or(0);
-    classify_head(&head[..n], size)
-}
-
-/// Classification of an output by its header bytes.
-pub fn classify_head(head: &[u8], size: u64) -> &'static str {
-    if head.starts_with(b"!<arch>\n") {
-        "package archive"
-    } else if head.starts_with(b"\x7fELF")
-        || head.starts_with(b"MZ")
-        || matches!(
-            head.get(..4),
-            Some([0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe])
-        )
-    {
-        "executable"
-    } else if size == 0 {
-        "empty (compiler output)"
-    } else if head.starts_with(b"ok  ")
-        || head.starts_with(b"--- ")
-        || head.starts_with(b"=== RUN")
-        || head.starts_with(b"PASS")
-        || head.starts_with(b"FAIL")
-    {
-        "test result"
-    } else if std::str::from_utf8(head).is_ok() {
-        "text (compiler output etc.)"
-    } else {
-        "other"
-    }
+    sgcache_buildid::classify(&head[..n], size).label()
 }

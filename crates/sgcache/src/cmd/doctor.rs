@@ -1,0 +1,123 @@
+//! `sgcache doctor`: is this setup going to work?
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::config::Config;
+
+/// Prints the resolved configuration (secrets masked), the go command's view, and the
+/// results of a local write probe and a remote put/get/delete probe. Exit 1 if a check fails.
+pub fn run(cfg: &Config) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut ok = true;
+    writeln!(out, "configuration")?;
+    writeln!(out, "  local dir          {}", cfg.dir.display())?;
+    let cap = cfg
+        .max_size
+        .map(|b| bytesize::ByteSize(b).display().iec().to_string())
+        .unwrap_or_else(|| "none (Go's 5-day age rule)".into());
+    writeln!(out, "  max size           {cap}")?;
+    match &cfg.remote {
+        None => writeln!(out, "  remote             none")?,
+        Some(r) => {
+            writeln!(
+                out,
+                "  remote             {}",
+                sgcache_store::mask_url(&r.url)
+            )?;
+            writeln!(out, "  mode               {:?}", r.mode)?;
+            writeln!(out, "  namespace          {}", r.namespace)?;
+            writeln!(out, "  read namespaces    {}", r.read_namespaces.join(", "))?;
+            let key = if r.signing_key.is_some() {
+                "set (hidden)"
+            } else {
+                "not set"
+            };
+            writeln!(out, "  signing key        {key}")?;
+            let z = r
+                .compression_level
+                .map_or("off".to_string(), |l| format!("zstd level {l}"));
+            writeln!(out, "  compression        {z}")?;
+            writeln!(
+                out,
+                "  timeouts           operation {:?}, upload deadline {:?}",
+                r.op_timeout, r.upload_deadline
+            )?;
+        }
+    }
+
+    writeln!(out, "go command")?;
+    match std::process::Command::new("go")
+        .args(["env", "GOVERSION", "GOCACHE", "GOCACHEPROG"])
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let mut lines = text.lines();
+            let (v, c, p) = (
+                lines.next().unwrap_or(""),
+                lines.next().unwrap_or(""),
+                lines.next().unwrap_or(""),
+            );
+            writeln!(out, "  version            {v}")?;
+            writeln!(out, "  GOCACHE            {c}")?;
+            let p = if p.is_empty() {
+                "(not set: run `go env -w GOCACHEPROG=sgcache`)"
+            } else {
+                p
+            };
+            writeln!(out, "  GOCACHEPROG        {p}")?;
+            if !c.is_empty() && std::path::Path::new(c) != cfg.dir {
+                writeln!(
+                    out,
+                    "  note               sgcache's local dir differs from GOCACHE; \
+                     `go clean -cache` will not clean it"
+                )?;
+            }
+        }
+        _ => writeln!(out, "  go                 not found on PATH")?,
+    }
+
+    writeln!(out, "checks")?;
+    match local_probe(cfg) {
+        Ok(()) => writeln!(out, "  local dir          ok (writable)")?,
+        Err(e) => {
+            ok = false;
+            writeln!(out, "  local dir          FAILED: {e:#}")?;
+        }
+    }
+    if let Some(rc) = &cfg.remote {
+        let result = sgcache_store::Remote::new(rc.clone())
+            .map_err(anyhow::Error::from)
+            .and_then(|remote| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                Ok(rt.block_on(remote.probe())?)
+            });
+        match result {
+            Ok(msg) => writeln!(out, "  remote             ok ({msg})")?,
+            Err(e) => {
+                ok = false;
+                writeln!(out, "  remote             FAILED: {e:#}")?;
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn local_probe(cfg: &Config) -> Result<()> {
+    let disk = sgcache_disk::DiskCache::open(&cfg.dir)?;
+    let data = b"sgcache doctor probe";
+    let out = sgcache_disk::sha256(data);
+    let mut pending = disk.begin_put(&out, data.len() as u64)?;
+    pending.write_all(data)?;
+    drop(pending); // aborted: the probe leaves nothing behind
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! The remote tier end to end with the real go command: "machine A" builds through
+//! sgcache with a remote, "machine B" (a fresh local directory, same remote) builds with
+//! zero compiles. Against `file://` always, and against every real server the harness
+//! started (`.ci/servers.sh` exports `SGCACHE_TEST_*_URL`).
+#![allow(clippy::print_stderr)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{compiles, go, have_go, run_ok, write_module};
+
+/// Remote URL plus the environment its credentials need.
+struct Backend {
+    name: &'static str,
+    url: String,
+    env: Vec<(&'static str, String)>,
+}
+
+fn var(k: &str) -> Option<String> {
+    #[allow(clippy::disallowed_methods)]
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn backends(file_root: &Path) -> Vec<Backend> {
+    let mut v = vec![Backend {
+        name: "file",
+        url: format!("file://{}", file_root.display()),
+        env: vec![],
+    }];
+    if let Some(url) = var("SGCACHE_TEST_S3_URL") {
+        v.push(Backend {
+            name: "s3",
+            url,
+            env: vec![
+                (
+                    "AWS_ACCESS_KEY_ID",
+                    var("SGCACHE_TEST_S3_ACCESS_KEY").unwrap_or_default(),
+                ),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    var("SGCACHE_TEST_S3_SECRET_KEY").unwrap_or_default(),
+                ),
+            ],
+        });
+    }
+    if let Some(url) = var("SGCACHE_TEST_REDIS_URL") {
+        v.push(Backend {
+            name: "redis",
+            url,
+            env: vec![],
+        });
+    }
+    if let Some(url) = var("SGCACHE_TEST_HTTP_URL") {
+        v.push(Backend {
+            name: "http",
+            url,
+            env: vec![],
+        });
+    }
+    if let Some(url) = var("SGCACHE_TEST_AZBLOB_URL") {
+        let key = var("SGCACHE_TEST_AZBLOB_ACCOUNT_KEY").unwrap_or_default();
+        v.push(Backend {
+            name: "azblob",
+            url: format!("{url}&account_key={key}"),
+            env: vec![],
+        });
+    }
+    if let Some(url) = var("SGCACHE_TEST_GCS_URL") {
+        v.push(Backend {
+            name: "gcs",
+            url,
+            env: vec![],
+        });
+    }
+    let all = [
+        "SGCACHE_TEST_S3_URL",
+        "SGCACHE_TEST_REDIS_URL",
+        "SGCACHE_TEST_HTTP_URL",
+        "SGCACHE_TEST_AZBLOB_URL",
+        "SGCACHE_TEST_GCS_URL",
+    ];
+    for k in all {
+        if var(k).is_none() {
+            eprintln!(
+                "SKIP backend {k}: not set (run under scripts/test.sh, which starts the servers)"
+            );
+        }
+    }
+    v
+}
+
+/// A go command through sgcache with the remote `b` (plus extra environment).
+fn go_remote(
+    module: &Path,
+    cache: &Path,
+    b: &Backend,
+    namespace: &str,
+    extra: &[(&str, &str)],
+) -> Command {
+    let mut c = go(module, cache, true);
+    c.env("SGCACHE_REMOTE", &b.url)
+        .env("SGCACHE_NAMESPACE", namespace)
+        .env("SGCACHE_VERBOSE", "1")
+        .env("SGCACHE_UPLOAD_DEADLINE", "60s");
+    for (k, v) in &b.env {
+        c.env(k, v);
+    }
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Three packages that import nothing from std: a cold build is three compiles, so every
+/// backend can run the full A → B round trip in seconds.
+fn write_tiny_module(root: &Path, flavour: &str) {
+    let files = [
+        ("go.mod", "module example.com/tiny\n\ngo 1.21\n".to_owned()),
+        ("a/a.go", format!("package a\n\n// V is a value.\nfunc V() int {{ return {} }}\n", flavour.len())),
+        ("b/b.go", "package b\n\nimport \"example.com/tiny/a\"\n\n// W doubles.\nfunc W() int { return 2 * a.V() }\n".to_owned()),
+        ("c/c.go", format!("package c\n\nimport \"example.com/tiny/b\"\n\n// X names.\nfunc X() (string, int) {{ return {flavour:?}, b.W() }}\n")),
+    ];
+    for (name, body) in files {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+}
+
+fn build(c: &mut Command) -> Output {
+    c.args(["build", "-x", "./..."]);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn summary(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("sgcache"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every backend: A builds and uploads, B starts fresh and compiles nothing.
+#[test]
+fn machine_b_builds_with_zero_compiles_on_every_backend() {
+    if !have_go("machine_b_builds_with_zero_compiles_on_every_backend") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for b in backends(&tmp.path().join("remote")) {
+        // A unique flavour per run keeps runs independent on shared servers.
+        let flavour = format!("{}-{}-{}", b.name, std::process::id(), tmp.path().display());
+        let module = tmp.path().join(format!("mod-{}", b.name));
+        write_tiny_module(&module, &flavour);
+        let a = build(&mut go_remote(
+            &module,
+            &tmp.path().join(format!("a-{}", b.name)),
+            &b,
+            "main",
+            &[],
+        ));
+        assert!(compiles(&a.stderr) >= 3, "{}: A compiles", b.name);
+        let bout = build(&mut go_remote(
+            &module,
+            &tmp.path().join(format!("b-{}", b.name)),
+            &b,
+            "main",
+            &[],
+        ));
+        assert_eq!(
+            compiles(&bout.stderr),
+            0,
+            "{}: machine B compiled; summaries:\nA {}\nB {}",
+            b.name,
+            summary(&a),
+            summary(&bout)
+        );
+        eprintln!("{}: ok; B {}", b.name, summary(&bout));
+    }
+}
+
+/// The full module (std deps, a main, a test) through file:// and, when running, S3:
+/// B builds with zero compiles and its tests report (cached).
+#[test]
+fn machine_b_full_module_and_cached_tests() {
+    if !have_go("machine_b_full_module_and_cached_tests") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("m");
+    write_module(&module);
+    for b in backends(&tmp.path().join("remote"))
+        .into_iter()
+        .filter(|b| b.name == "file" || b.name == "s3")
+    {
+        let ns = format!("full-{}", std::process::id());
+        let a_dir = tmp.path().join(format!("a-{}", b.name));
+        build(&mut go_remote(&module, &a_dir, &b, &ns, &[]));
+        let mut t = go_remote(&module, &a_dir, &b, &ns, &[]);
+        t.args(["test", "./..."]);
+        run_ok(t);
+
+        let b_dir = tmp.path().join(format!("b-{}", b.name));
+        let out = build(&mut go_remote(&module, &b_dir, &b, &ns, &[]));
+        assert_eq!(compiles(&out.stderr), 0, "{}: {}", b.name, summary(&out));
+        let mut t = go_remote(&module, &b_dir, &b, &ns, &[]);
+        t.args(["test", "./..."]);
+        let text = String::from_utf8_lossy(&run_ok(t).stdout).into_owned();
+        assert!(
+            text.contains("(cached)"),
+            "{}: tests on B not cached: {text}",
+            b.name
+        );
+    }
+}
+
+/// Trust scopes: what a job writes into another namespace, or without the signing key,
+/// is never used by a reader with a different namespace or with the key.
+#[test]
+fn poisoned_entries_are_never_used() {
+    if !have_go("poisoned_entries_are_never_used") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let b = &backends(&tmp.path().join("remote"))[0];
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, "poison");
+    // An untrusted job writes into namespace `pr-1`, unsigned.
+    build(&mut go_remote(
+        &module,
+        &tmp.path().join("pr"),
+        b,
+        "pr-1",
+        &[],
+    ));
+    // A main-branch reader in namespace `main` does not see it.
+    let main = build(&mut go_remote(
+        &module,
+        &tmp.path().join("main"),
+        b,
+        "main",
+        &[],
+    ));
+    assert!(
+        compiles(&main.stderr) >= 3,
+        "namespace leak: {}",
+        summary(&main)
+    );
+    // A reader that reads `pr-1` but holds a signing key ignores the unsigned entries.
+    let keyed = build(&mut go_remote(
+        &module,
+        &tmp.path().join("keyed"),
+        b,
+        "main2",
+        &[
+            ("SGCACHE_READ_NAMESPACES", "pr-1"),
+            ("SGCACHE_SIGNING_KEY", "k1"),
+        ],
+    ));
+    assert!(
+        compiles(&keyed.stderr) >= 3,
+        "unsigned entry used: {}",
+        summary(&keyed)
+    );
+    // Control: the same reader without a key does see them.
+    let open = build(&mut go_remote(
+        &module,
+        &tmp.path().join("open"),
+        b,
+        "main3",
+        &[("SGCACHE_READ_NAMESPACES", "pr-1")],
+    ));
+    assert_eq!(compiles(&open.stderr), 0, "{}", summary(&open));
+    // Signed with another key: ignored.
+    build(&mut go_remote(
+        &module,
+        &tmp.path().join("s1"),
+        b,
+        "signed",
+        &[("SGCACHE_SIGNING_KEY", "other")],
+    ));
+    // (read-only, so it does not overwrite the entries with its own)
+    let other = build(&mut go_remote(
+        &module,
+        &tmp.path().join("s2"),
+        b,
+        "signed",
+        &[("SGCACHE_SIGNING_KEY", "k1"), ("SGCACHE_READ_ONLY", "1")],
+    ));
+    assert!(
+        compiles(&other.stderr) >= 3,
+        "foreign-signed entry used: {}",
+        summary(&other)
+    );
+    let same = build(&mut go_remote(
+        &module,
+        &tmp.path().join("s3"),
+        b,
+        "signed",
+        &[("SGCACHE_SIGNING_KEY", "other")],
+    ));
+    assert_eq!(compiles(&same.stderr), 0, "{}", summary(&same));
+}
+
+/// A remote whose objects were corrupted: the build succeeds, recompiles, and the bad
+/// bytes never reach the local tier.
+#[test]
+fn corrupted_remote_objects_are_never_used() {
+    if !have_go("corrupted_remote_objects_are_never_used") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("remote");
+    let b = &backends(&root)[0];
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, "corrupt");
+    build(&mut go_remote(
+        &module,
+        &tmp.path().join("a"),
+        b,
+        "main",
+        &[],
+    ));
+    // Flip a byte in the middle of every object.
+    let mut n = 0;
+    for f in walk(&root) {
+        if f.components().any(|c| c.as_os_str() == "cas") {
+            let mut data = std::fs::read(&f).unwrap();
+            if data.len() > 8 {
+                let i = data.len() / 2;
+                data[i] ^= 0x55;
+                std::fs::write(&f, data).unwrap();
+                n += 1;
+            }
+        }
+    }
+    assert!(
+        n >= 3,
+        "found {n} objects to corrupt under {}",
+        root.display()
+    );
+    let cache_b = tmp.path().join("b");
+    let out = build(&mut go_remote(&module, &cache_b, b, "main", &[]));
+    assert!(
+        compiles(&out.stderr) >= 3,
+        "corrupted objects were used: {}",
+        summary(&out)
+    );
+    let v = run_ok({
+        let mut c = Command::new(common::bin());
+        c.args(["verify", "--json", "--grace", "0s"])
+            .env("SGCACHE_DIR", &cache_b);
+        c
+    });
+    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+}
+
+/// A remote that is down from the start (connection refused) costs a warning, not a build.
+#[test]
+fn remote_down_at_start_builds_locally() {
+    if !have_go("remote_down_at_start_builds_locally") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, "down");
+    let dead = Backend {
+        name: "dead",
+        url: "http://127.0.0.1:9/cache".into(),
+        env: vec![],
+    };
+    let t0 = std::time::Instant::now();
+    let out = build(&mut go_remote(
+        &module,
+        &tmp.path().join("c"),
+        &dead,
+        "main",
+        &[("SGCACHE_UPLOAD_DEADLINE", "2s")],
+    ));
+    assert!(compiles(&out.stderr) >= 3);
+    let warnings = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .count();
+    assert!(
+        warnings <= 2,
+        "too chatty: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t0.elapsed().as_secs() < 60,
+        "a dead remote slowed the build to {:?}",
+        t0.elapsed()
+    );
+}
+
+fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
