@@ -191,8 +191,20 @@ impl DiskCache {
     pub fn put_index_entry(&self, id: &Id, out: &Id, size: u64, time_nanos: i64) -> Result<()> {
         let path = self.action_path(id);
         let entry = encode_entry(id, out, size, time_nanos);
-        let mut f = fsutil::open_recreating_parent(&fsutil::create_options(false), &path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let mut opts = fsutil::create_options(false);
+        // Never write through a symlink planted as an `-a` (it could point at any file the
+        // user can write); replace the link instead.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NOFOLLOW);
+        let mut f = match fsutil::open_recreating_parent(&opts, &path) {
+            #[cfg(unix)]
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                let _ = std::fs::remove_file(&path);
+                opts.open(&path)
+            }
+            r => r,
+        }
+        .map_err(|e| Error::io("open", &path, e))?;
         let r = f
             .write_all(&entry)
             .and_then(|()| f.set_len(entry.len() as u64));

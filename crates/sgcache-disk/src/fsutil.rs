@@ -57,7 +57,28 @@ pub(crate) fn create_options(create_new: bool) -> OpenOptions {
 
 /// Opens `path` with `opts`; if its parent directory is missing (a `go clean -cache` ran while
 /// we were open), recreates the parent (0o777, like Go's `Open`) and retries once.
+///
+/// For an entry or temp file (`<64 hex>-a`, `-d`, `.tmp-…`), the parent is one of the 256
+/// subdirectories, and it must be a real directory: a symlink planted in its place (by anyone
+/// who can write the cache root) is refused, so sgcache never creates files elsewhere through
+/// it. The cache root itself may be a symlink; that is the user's choice.
 pub(crate) fn open_recreating_parent(opts: &OpenOptions, path: &Path) -> io::Result<File> {
+    let is_entry = path.file_name().is_some_and(|n| {
+        let n = n.as_encoded_bytes();
+        crate::layout::is_go_entry_name(n) || crate::layout::is_temp_name(n)
+    });
+    if is_entry
+        && let Some(parent) = path.parent()
+        && std::fs::symlink_metadata(parent).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "cache subdirectory `{}` is a symlink; not writing through it",
+                parent.display()
+            ),
+        ));
+    }
     match opts.open(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(parent) = path.parent() {
