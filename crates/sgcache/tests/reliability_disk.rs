@@ -131,6 +131,52 @@ fn full_disk_mid_build() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// A disk that is already full when the build starts. The go command's module index
+/// (`modindex.openIndexPackage`) fails the build when its put fails, with or without sgcache;
+/// sgcache must do no worse than the plain go command and leave nothing behind.
+#[test]
+fn disk_full_from_the_start() {
+    if !have_go("disk_full_from_the_start") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("m");
+    write_module(&module);
+    let exe = tmp.path().join("hello");
+    let mut results = Vec::new();
+    for prog in [false, true] {
+        let mnt = tmp.path().join(format!("full-{prog}"));
+        let Some(fs) = Tmpfs::mount("disk_full_from_the_start", &mnt, "2m") else {
+            return;
+        };
+        let dir = fs.dir.join("cache");
+        for i in 0..=255u8 {
+            std::fs::create_dir_all(dir.join(format!("{i:02x}"))).unwrap();
+        }
+        // Fill every byte that is left.
+        let mut f = std::fs::File::create(fs.dir.join("fill")).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+        drop(f);
+        let r = build(&module, &dir, prog, &exe);
+        eprintln!(
+            "disk full from the start, {}: {} ({})",
+            if prog { "sgcache" } else { "plain go" },
+            if r.ok { "ok" } else { "failed" },
+            r.stderr.lines().last().unwrap_or("")
+        );
+        if prog {
+            let bad = after_checks(&dir, &r.stderr);
+            assert!(bad.is_empty(), "{bad:?}");
+        }
+        results.push(r.ok);
+    }
+    assert!(
+        results[1] || !results[0],
+        "plain go passed on a full disk, sgcache failed"
+    );
+}
+
 /// A directory that turns read-only: before a build (warm cache, edited module) and in the
 /// middle of a cold build.
 #[test]
