@@ -455,3 +455,47 @@ fn sigkill_during_go_build() {
         details.join("\n")
     );
 }
+
+/// Regression test for F1 (docs/reliability.md): a kill between the create and the write of
+/// an index entry (sgcache's or the go command's own `putIndexEntry`) leaves an empty `-a`.
+/// The go command treats it as a miss; so must `sgcache verify`, instead of reporting
+/// corruption and exiting 1 after every such crash.
+#[test]
+fn empty_index_entry_left_by_a_kill_is_a_miss_not_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    // Let sgcache create the layout, then leave what a kill leaves.
+    run_storm(&dir, Vec::new(), None);
+    let action = [0x5a; 32];
+    let a = dir.join(format!("5a/{}-a", hexs(&action)));
+    std::fs::write(&a, b"").unwrap();
+    let get = format!(
+        "{{\"ID\":1,\"Command\":\"get\",\"ActionID\":\"{}\"}}\n\n",
+        B64.encode_to_string(action)
+    );
+    let mut child = Command::new(common::bin())
+        .env("SGCACHE_DIR", &dir)
+        .env_remove("SGCACHE_REMOTE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(get.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"Miss\":true"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (problems, v) = sgcache_verify(&dir);
+    assert_eq!(
+        problems, 0,
+        "verify reports an empty index entry (a miss for Go) as corruption: {}",
+        v["problems"]
+    );
+}
