@@ -226,23 +226,23 @@ impl Server {
                 return Ok(self.put_error(req.id, &out, e));
             }
         };
-        if size > 0 {
-            if let Err(bad) = reader.read_body(size, &mut pending)? {
-                drop(pending);
-                let msg = match bad {
-                    BodyError::Sink(e) => {
-                        let e = sgcache_disk::Error::Io {
-                            op: "write",
-                            path: self.disk.output_path(&out),
-                            source: e,
-                        };
-                        self.warn_disk(&e);
-                        e.to_string()
-                    }
-                    other => other.to_string(),
-                };
-                return Ok(self.put_error(req.id, &out, msg));
-            }
+        if size > 0
+            && let Err(bad) = reader.read_body(size, &mut pending)?
+        {
+            drop(pending);
+            let msg = match bad {
+                BodyError::Sink(e) => {
+                    let e = sgcache_disk::Error::Io {
+                        op: "write",
+                        path: self.disk.output_path(&out),
+                        source: e,
+                    };
+                    self.warn_disk(&e);
+                    e.to_string()
+                }
+                other => other.to_string(),
+            };
+            return Ok(self.put_error(req.id, &out, msg));
         }
         let path = match pending.commit() {
             Ok(p) => p,

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Remote-tier figures for `go build std`, against a warm local build in the same run:
+#
+#   bench/remote.sh [PAIRS] [BACKEND]     (defaults: 5 pairs, s3; BACKEND: s3 | http | redis | file)
+#
+#   fresh local directory + warm remote, 0 ms added latency   / warm local   (target <= 1.5)
+#   fresh local directory + warm remote, 20 ms per request    / warm local   (reported)
+#   remote traffic of the build, compressed (zstd 3) vs raw object bytes
+#
+# The servers come from .ci/servers.sh (started here). The 20 ms case puts a small TCP
+# proxy in front of the server that holds every client->server chunk for 20 ms, i.e.
+# every request pays 20 ms before the server sees it.
+set -euo pipefail
+pairs=${1:-5}
+backend=${2:-s3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p sgcache
+sg="$CARGO_TARGET_DIR/release/sgcache"
+work=$(mktemp -d)
+proxy_pid=
+cleanup() { [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+export GOTOOLCHAIN=local GOENV=off GOTELEMETRY=off GOFLAGS=
+unset SGCACHE_DIR SGCACHE_MAX_SIZE SGCACHE_READ_ONLY SGCACHE_WRITE_ONLY
+
+bash "$root/.ci/servers.sh" start >/dev/null
+# shellcheck disable=SC1090
+. <(bash "$root/.ci/servers.sh" env)
+export AWS_ACCESS_KEY_ID=${SGCACHE_TEST_S3_ACCESS_KEY:-} AWS_SECRET_ACCESS_KEY=${SGCACHE_TEST_S3_SECRET_KEY:-}
+case $backend in
+  s3) url=$SGCACHE_TEST_S3_URL ;;
+  http) url=$SGCACHE_TEST_HTTP_URL ;;
+  redis) url=$SGCACHE_TEST_REDIS_URL ;;
+  file) url="file://$work/remote" ;;
+  *) echo "unknown backend $backend" >&2; exit 2 ;;
+esac
+# A fresh namespace per run, so the remote is warmed by this run only.
+export SGCACHE_NAMESPACE="bench-$$-$(date +%s)"
+export SGCACHE_UPLOAD_DEADLINE=10m SGCACHE_VERBOSE=1
+
+now() { date +%s%N; }
+median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; print m}'; }
+ms_since() { echo $((($(now) - $1) / 1000000)); }
+
+echo "sgcache bench/remote.sh  backend $backend  $(go version)  $(nproc) cores  $(date -u +%FT%TZ)"
+
+# One cold build fills the warm local directory and uploads everything.
+warm="$work/warm"
+GOCACHE=$warm GOCACHEPROG=$sg SGCACHE_REMOTE=$url go build std 2>"$work/seed.log"
+grep '^sgcache:' "$work/seed.log" | tail -1 | sed 's/^/seed build: /'
+
+run_fresh() { # url -> ms; leaves the summary line in $work/fresh.log
+  rm -rf "$work/fresh"
+  local t0
+  t0=$(now)
+  GOCACHE=$work/fresh GOCACHEPROG=$sg SGCACHE_REMOTE=$1 go build std 2>"$work/fresh.log"
+  ms_since "$t0"
+}
+run_warm() {
+  local t0
+  t0=$(now)
+  GOCACHE=$warm GOCACHEPROG= go build std
+  ms_since "$t0"
+}
+
+pair_series() { # url label
+  : >"$work/r"
+  for i in $(seq "$pairs"); do
+    if ((i % 2)); then w=$(run_warm); f=$(run_fresh "$1"); else f=$(run_fresh "$1"); w=$(run_warm); fi
+    awk -v f="$f" -v w="$w" 'BEGIN {printf "%.3f\n", f/w}' >>"$work/r"
+    echo "  $2 pair $i: warm local $w ms, fresh+remote $f ms" >&2
+  done
+  median <"$work/r"
+}
+
+run_warm >/dev/null
+r0=$(pair_series "$url" "0ms")
+grep '^sgcache:' "$work/fresh.log" | tail -1 | sed 's/^/fresh build (0 ms): /'
+printf 'fresh local + warm remote (%s), 0 ms added: %sx a warm local build (median of %s pairs; target <= 1.5)\n' "$backend" "$r0" "$pairs"
+
+# 20 ms per request through a delaying proxy (TCP backends only).
+if [ "$backend" != file ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  target=$(python3 -c 'import re,sys; m=re.search(r"127\.0\.0\.1:(\d+)", sys.argv[1]); print(m.group(1))' "$url")
+  python3 "$root/bench/latency_proxy.py" "$port" "$target" 20 &
+  proxy_pid=$!
+  sleep 0.5
+  slow_url=${url/127.0.0.1:$target/127.0.0.1:$port}
+  r20=$(pairs=$(( pairs < 3 ? pairs : 3 )) pair_series "$slow_url" "20ms")
+  grep '^sgcache:' "$work/fresh.log" | tail -1 | sed 's/^/fresh build (20 ms): /'
+  printf 'fresh local + warm remote (%s), 20 ms added per request: %sx a warm local build\n' "$backend" "$r20"
+fi
+
+# Traffic: what the seed build uploaded (zstd level 3) vs the raw bytes it stored.
+awk '/^sgcache:/ {
+  for (i = 1; i <= NF; i++) { if ($i ~ /^bytes_up=/) { split($i, a, "="); up = a[2] } }
+}
+END { printf "remote traffic uploading go build std: %.1f MiB with zstd-3 framing\n", up/1048576 }' "$work/seed.log"
+grep -o '[0-9.]* [KMG]iB in' "$work/seed.log" | tail -1 | sed 's/^/raw bytes put by the go command: /'
