@@ -88,7 +88,9 @@ pub use error::{Error, Result};
 pub use hash::{Hash, file_hash, sha256, strip_experiment, subkey};
 pub use put::PendingPut;
 pub use scan::{ScanItem, ScanKind, ScanSummary};
-pub use trim::{TEMP_MAX_AGE, TRIM_INTERVAL, TRIM_LIMIT, TrimOptions, TrimReport};
+pub use trim::{
+    SIZE_TRIM_MIN_AGE, TEMP_MAX_AGE, TRIM_INTERVAL, TRIM_LIMIT, TrimOptions, TrimReport,
+};
 pub use verify::{Problem, ProblemKind, VERIFY_GRACE, VerifyReport};
 
 /// Size of an ActionID or OutputID in bytes.

@@ -26,6 +26,10 @@ pub const TRIM_LIMIT: Duration = Duration::from_secs(5 * 24 * 3600);
 /// Age after which an abandoned sgcache temp file is removed.
 pub const TEMP_MAX_AGE: Duration = Duration::from_secs(3600);
 
+/// The size cap never removes an entry used more recently than this: mtimes are refreshed
+/// at most once per [`MTIME_INTERVAL`] (1 h), plus an hour of margin.
+pub const SIZE_TRIM_MIN_AGE: Duration = Duration::from_secs(2 * 3600);
+
 /// Options for [`DiskCache::trim`].
 #[derive(Debug, Clone, Default)]
 pub struct TrimOptions {
@@ -244,8 +248,15 @@ impl DiskCache {
             kept.sort_by(|a, b| a.mtime.cmp(&b.mtime).then(b.is_action.cmp(&a.is_action)));
             let mut rest = Vec::new();
             let mut iter = kept.into_iter();
+            // Never evict what may be in use: an mtime is refreshed at most hourly, so an
+            // entry a go command was handed minutes ago can look up to an hour old. Items
+            // are sorted oldest first, so the first recent one ends the pass (the cap may
+            // then not be met; `kept_bytes` says by how much).
+            let recent = now
+                .checked_sub(SIZE_TRIM_MIN_AGE)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             for item in iter.by_ref() {
-                if total <= max {
+                if total <= max || item.mtime > recent {
                     rest.push(item);
                     break;
                 }

@@ -67,6 +67,9 @@ pub struct VerifyReport {
     pub dangling_actions: u64,
     /// Entries skipped because they were modified within [`VERIFY_GRACE`].
     pub skipped_recent: u64,
+    /// Empty `-a` files: a write torn by a kill between `open` and `write`. A miss for Go
+    /// (and for sgcache), rewritten by the next put; not corruption. `repair` removes them.
+    pub empty_actions: u64,
     /// Problems found.
     pub problems: Vec<Problem>,
 }
@@ -241,6 +244,15 @@ impl DiskCache {
             let entry = match read_action(&f.path, &f.id) {
                 Ok(e) => e,
                 Err(None) => continue, // vanished or unreadable
+                // An empty `-a` is a write torn between `open` and `write` (a killed go
+                // command or sgcache). Go reads it as a miss and the next put rewrites it.
+                Err(Some(_)) if std::fs::metadata(&f.path).is_ok_and(|m| m.len() == 0) => {
+                    report.empty_actions += 1;
+                    if repair {
+                        self.repair_action(f, |p| std::fs::metadata(p).is_ok_and(|m| m.len() == 0));
+                    }
+                    continue;
+                }
                 Err(Some(detail)) => {
                     let removed = repair
                         && self.repair_action(f, |p| {

@@ -207,7 +207,7 @@ fn trim_if_due_with_size_cap_runs_only_when_due() {
         .with_clock(clock.clone());
     for i in 0..4u64 {
         let (_, d) = c.put_bytes(&dummy_id(i), &vec![i as u8; 825]).unwrap();
-        let t = unix(NOW - (10 - i) * 60);
+        let t = unix(NOW - (10 - i) * 3600);
         set_mtime(&d, t);
         set_mtime(&c.action_path(&dummy_id(i)), t);
     }
@@ -228,4 +228,37 @@ fn trim_if_due_with_size_cap_runs_only_when_due() {
         .unwrap();
     assert!(!r.ran);
     assert!(c.get(&dummy_id(3)).unwrap().is_some());
+}
+
+/// Regression test for reliability finding F2: the size cap removed entries a running go
+/// command had just been handed (mtimes are refreshed at most hourly), failing its compile.
+#[test]
+fn size_cap_never_removes_recently_used_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at_unix(NOW));
+    let c = DiskCache::open(tmp.path()).unwrap().with_clock(clock);
+    // Entry 0 last used 3 h ago, entries 1 and 2 within the last hour.
+    for (i, age) in [(0u64, 3 * 3600), (1, 50 * 60), (2, 60)] {
+        let (_, d) = c.put_bytes(&dummy_id(i), &vec![i as u8; 1000]).unwrap();
+        set_mtime(&d, unix(NOW - age));
+        set_mtime(&c.action_path(&dummy_id(i)), unix(NOW - age));
+    }
+    let r = c
+        .trim(&TrimOptions {
+            max_age: None,
+            max_size: Some(0),
+        })
+        .unwrap();
+    assert_eq!(
+        r.removed_entries, 2,
+        "only the 3-hour-old entry goes: {r:?}"
+    );
+    assert!(c.get(&dummy_id(0)).unwrap().is_none());
+    assert!(c.get_file(&dummy_id(1)).unwrap().is_some());
+    assert!(c.get_file(&dummy_id(2)).unwrap().is_some());
+    assert_eq!(
+        r.kept_bytes,
+        2 * 1175,
+        "the cap is not met, and the report says so"
+    );
 }

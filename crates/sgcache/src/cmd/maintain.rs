@@ -60,6 +60,7 @@ pub fn verify(cfg: &Config, args: &VerifyArgs) -> Result<ExitCode> {
             "bytes_hashed": report.bytes_hashed,
             "dangling_actions": report.dangling_actions,
             "skipped_recent": report.skipped_recent,
+            "empty_actions": report.empty_actions,
             "problems": problems,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -71,7 +72,8 @@ pub fn verify(cfg: &Config, args: &VerifyArgs) -> Result<ExitCode> {
         writeln!(
             out,
             "verified `{}`: {} index entries, {} outputs, {} executables, {} hashed; \
-             {} problems, {} entries without output (normal misses), {} skipped as in use",
+             {} problems, {} entries without output and {} empty entries (normal misses), \
+             {} skipped as in use",
             cfg.dir.display(),
             report.actions_checked,
             report.outputs_checked,
@@ -79,6 +81,7 @@ pub fn verify(cfg: &Config, args: &VerifyArgs) -> Result<ExitCode> {
             bytesize::ByteSize(report.bytes_hashed).display().iec(),
             report.problems.len(),
             report.dangling_actions,
+            report.empty_actions,
             report.skipped_recent,
         )?;
     }
