@@ -29,6 +29,16 @@ if [ -z "${SGCACHE_TEST_QUICK:-}" ] && [ -f .ci/servers.sh ]; then
   . <(bash .ci/servers.sh env)
 fi
 
+# Go 1.23 built with GOEXPERIMENT=cacheprog, for the version-compatibility test (built once,
+# kept in ~/.cache/sgcache-ci). Without it that test prints why it skips.
+if [ -z "${SGCACHE_TEST_QUICK:-}" ] && [ -z "${SGCACHE_GO123:-}" ]; then
+  if go123=$(bash scripts/go123.sh); then
+    export SGCACHE_GO123=$go123
+  else
+    echo "scripts/test.sh: could not build Go 1.23 (cacheprog); reliability_compat will skip" >&2
+  fi
+fi
+
 cargo test --workspace --locked --no-fail-fast
 
 if [ -z "${SGCACHE_TEST_QUICK:-}" ] && [ -f fuzz/run.sh ]; then
