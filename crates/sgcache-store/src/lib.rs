@@ -23,6 +23,6 @@ pub use format::{
     CODEC_RAW, CODEC_ZSTD, EntryRejection, OBJECT_MAGIC, RemoteEntry, decode_entry, encode_entry,
     encode_namespace, plain_action_key,
 };
-pub use remote::{DrainReport, Mode, Remote, RemoteConfig};
+pub use remote::{DrainReport, MANIFEST_MAGIC, MANIFEST_MAX, Mode, Remote, RemoteConfig};
 pub use singleflight::SingleFlight;
 pub use store::{Body, ByteStream, Capabilities, Store, read_all};

@@ -133,6 +133,24 @@ pub struct GlobalArgs {
     )]
     pub breaker_threshold: u32,
 
+    /// Prefetch: at start, fetch in the background what the last runs in this build context
+    /// used (their manifest), and at the end store this run's manifest.
+    #[arg(long, global = true, env = "SGCACHE_PREFETCH", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true", default_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub prefetch: bool,
+
+    /// Name of the build context whose manifest is used. Default: derived from the working
+    /// directory, GOOS, GOARCH, GOFLAGS, CGO_ENABLED and GOEXPERIMENT (the Go version is
+    /// already part of every action id).
+    #[arg(
+        long = "manifest-key",
+        global = true,
+        env = "SGCACHE_MANIFEST_KEY",
+        value_name = "KEY"
+    )]
+    pub manifest_key: Option<String>,
+
     /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `debug`).
     #[arg(
         long = "log",

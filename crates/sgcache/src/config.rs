@@ -21,6 +21,10 @@ pub struct Config {
     pub verbose: bool,
     /// The remote tier, if one is configured.
     pub remote: Option<RemoteConfig>,
+    /// Prefetch from the build context's manifest.
+    pub prefetch: bool,
+    /// The build context's manifest name.
+    pub manifest: [u8; 32],
 }
 
 impl Config {
@@ -85,8 +89,31 @@ impl Config {
             max_size: g.max_size,
             verbose: g.verbose,
             remote,
+            prefetch: g.prefetch,
+            manifest: manifest_name(g.manifest_key.as_deref()),
         })
     }
+}
+
+/// The manifest name: `SGCACHE_MANIFEST_KEY`, else what identifies a build context. The go
+/// version need not be part of it: it salts every action id, so another version's manifest
+/// only yields misses.
+fn manifest_name(key: Option<&str>) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    match key.filter(|k| !k.is_empty()) {
+        Some(k) => h.update(format!("key={k}")),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            h.update(format!("cwd={}\0", cwd.display()));
+            for var in ["GOOS", "GOARCH", "GOFLAGS", "CGO_ENABLED", "GOEXPERIMENT"] {
+                #[allow(clippy::disallowed_methods)]
+                let v = std::env::var(var).unwrap_or_default();
+                h.update(format!("{var}={v}\0"));
+            }
+        }
+    }
+    h.finalize().into()
 }
 
 /// The directory the go command itself uses, found the way `cmd/go` finds it:

@@ -78,10 +78,15 @@ fn serve_stdio(cfg: &Config) -> Result<ExitCode> {
     let started = Instant::now();
     let disk = sgcache_disk::DiskCache::open(&cfg.dir)
         .with_context(|| format!("opening the local cache `{}`", cfg.dir.display()))?;
+    let disk = std::sync::Arc::new(disk);
     let remote = match &cfg.remote {
         None => None,
         Some(rc) => match sgcache_store::Remote::new(rc.clone()) {
-            Ok(r) => Some(tier::RemoteTier::new(r).context("starting the remote tier")?),
+            Ok(r) => Some(
+                tier::RemoteTier::new(r)
+                    .context("starting the remote tier")?
+                    .with_manifest(cfg.manifest, cfg.prefetch, disk.clone()),
+            ),
             Err(e) => {
                 // A misconfigured remote must not fail the build: say so once, serve locally.
                 tracing::warn!("remote disabled: {e}");

@@ -87,9 +87,9 @@ pub enum Ending {
 
 impl Server {
     /// A server over an opened local tier.
-    pub fn new(disk: DiskCache, max_size: Option<u64>, remote: Option<RemoteTier>) -> Self {
+    pub fn new(disk: Arc<DiskCache>, max_size: Option<u64>, remote: Option<RemoteTier>) -> Self {
         Server {
-            disk: Arc::new(disk),
+            disk,
             max_size,
             stats: Arc::new(Stats::default()),
             disk_warned: AtomicBool::new(false),
@@ -197,6 +197,11 @@ impl Server {
                 None
             }
         };
+        if let Some(remote) = &self.remote
+            && local.is_some()
+        {
+            remote.note_used(action);
+        }
         if local.is_none()
             && let Some(remote) = &self.remote
         {
@@ -255,6 +260,7 @@ impl Server {
         }
         Stats::add(&self.stats.put_bytes, size);
         if let Some(remote) = &self.remote {
+            remote.note_used(action);
             remote.upload(action, out, size, now, path.clone());
         }
         match path.into_os_string().into_string() {
@@ -303,7 +309,7 @@ impl Server {
                     report.failed
                 );
             }
-            for (name, n) in remote.remote().counters() {
+            for (name, n) in remote.counters() {
                 counters.add_extra(name, n);
             }
         }
@@ -327,7 +333,7 @@ impl Server {
         let mut remote = String::new();
         if let Some(r) = &self.remote {
             remote.push_str("; remote");
-            for (name, n) in r.remote().counters() {
+            for (name, n) in r.counters() {
                 let name = name.strip_prefix("remote_").unwrap_or(name);
                 remote.push_str(&format!(" {name}={n}"));
             }

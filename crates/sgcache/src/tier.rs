@@ -11,16 +11,45 @@
 //!    into the local tier, and only then is the index entry written and a `DiskPath`
 //!    handed to the go command. A bad object leaves nothing behind.
 //!
-//! Concurrent lookups that need the same object share one download.
+//! Concurrent lookups of the same action share one lookup, and lookups that need the same
+//! object share one download.
+//!
+//! Prefetch: a run records the actions it used (hits and puts); at the end it stores them as
+//! the *manifest* of its build context. The next run in that context loads the manifest at
+//! start and, in the background and with high concurrency, looks up every listed action the
+//! local tier lacks, exactly as a get would (same namespaces, signatures and verification).
+//! A get for an action being prefetched joins that lookup instead of starting another, so
+//! the go command's requests, which arrive a few at a time in dependency order, find their
+//! entries local or already on the way. Prefetch never delays the handshake or a local hit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sgcache_disk::{DiskCache, Entry, Id};
 use sgcache_store::{Remote, SingleFlight};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
+
+/// Lookups started at once by prefetch.
+const PREFETCH_CONCURRENCY: usize = 32;
+/// Prefetch starts no new lookup after this long.
+const PREFETCH_TIME: Duration = Duration::from_secs(120);
+/// Prefetch stops after this many bytes.
+const PREFETCH_BYTES: u64 = 8 << 30;
+
+type Found = Option<(Entry, PathBuf)>;
+
+/// Actions used, in order of first use.
+type Used = (Vec<Id>, std::collections::HashSet<Id>);
+
+fn note(used: &Mutex<Used>, action: Id) {
+    let mut g = used.lock().unwrap_or_else(|p| p.into_inner());
+    if g.1.insert(action) {
+        g.0.push(action);
+    }
+}
 
 /// The remote tier plus the runtime it runs on.
 #[derive(Debug)]
@@ -29,6 +58,24 @@ pub struct RemoteTier {
     rt: Runtime,
     inflight: Mutex<Vec<JoinHandle<()>>>,
     downloads: Arc<SingleFlight<Id, Option<PathBuf>>>,
+    lookups: Arc<SingleFlight<Id, Found>>,
+    /// The build context's manifest name, when manifests are on.
+    manifest: Option<Id>,
+    /// Actions this run used, in order of first use.
+    served: Arc<Mutex<Used>>,
+    /// The manifest loaded at start.
+    previous: Arc<Mutex<Vec<Id>>>,
+    prefetch: Mutex<Option<JoinHandle<()>>>,
+    /// Lookups prefetch started, and how many found their entry.
+    prefetch_counts: Arc<PrefetchCounts>,
+}
+
+/// Prefetch counters.
+#[derive(Debug, Default)]
+struct PrefetchCounts {
+    manifest_entries: std::sync::atomic::AtomicU64,
+    started: std::sync::atomic::AtomicU64,
+    found: std::sync::atomic::AtomicU64,
 }
 
 impl RemoteTier {
@@ -45,12 +92,55 @@ impl RemoteTier {
             rt,
             inflight: Mutex::new(Vec::new()),
             downloads: Arc::new(SingleFlight::new()),
+            lookups: Arc::new(SingleFlight::new()),
+            manifest: None,
+            served: Arc::new(Mutex::new(Default::default())),
+            previous: Arc::new(Mutex::new(Vec::new())),
+            prefetch: Mutex::new(None),
+            prefetch_counts: Arc::default(),
         })
     }
 
-    /// The remote itself.
-    pub fn remote(&self) -> &Remote {
-        &self.remote
+    /// Turns on manifests for the build context `name`; with `prefetch`, starts fetching
+    /// what the last runs in this context used.
+    pub fn with_manifest(mut self, name: Id, prefetch: bool, disk: Arc<DiskCache>) -> Self {
+        self.manifest = Some(name);
+        if prefetch {
+            let (remote, previous) = (self.remote.clone(), self.previous.clone());
+            let (downloads, lookups) = (self.downloads.clone(), self.lookups.clone());
+            let counts = self.prefetch_counts.clone();
+            let task = self.rt.spawn(async move {
+                let list = remote.get_manifest(&name).await;
+                counts
+                    .manifest_entries
+                    .store(list.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                *previous.lock().unwrap_or_else(|p| p.into_inner()) = list.clone();
+                prefetch_all(remote, downloads, lookups, disk, list, counts).await;
+            });
+            *self.prefetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        }
+        self
+    }
+
+    /// Counters for the stats file and the summary line: the remote's, then prefetch's.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut v = self.remote.counters();
+        let c = &self.prefetch_counts;
+        v.push((
+            "prefetch_manifest_entries",
+            c.manifest_entries.load(Relaxed),
+        ));
+        v.push(("prefetch_lookups", c.started.load(Relaxed)));
+        v.push(("prefetch_found", c.found.load(Relaxed)));
+        v
+    }
+
+    /// Records that this run used `action` (for the manifest).
+    pub fn note_used(&self, action: Id) {
+        if self.manifest.is_some() {
+            note(&self.served, action);
+        }
     }
 
     /// Enters the runtime on the calling thread (so uploads can be queued from it).
@@ -68,8 +158,18 @@ impl RemoteTier {
     ) {
         let remote = self.remote.clone();
         let downloads = self.downloads.clone();
+        let lookups = self.lookups.clone();
+        let used = self.manifest.is_some().then(|| self.served.clone());
         let task = self.rt.spawn(async move {
-            done(fetch(&remote, &downloads, disk, action).await);
+            let found = lookups
+                .run(action, async move {
+                    fetch(&remote, &downloads, disk, action).await
+                })
+                .await;
+            if let (Some(used), Some(_)) = (&used, &found) {
+                note(used, action);
+            }
+            done(found);
         });
         let mut v = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         if v.len() >= 64 {
@@ -84,16 +184,98 @@ impl RemoteTier {
             .enqueue_upload(action, out, size, time_nanos, path);
     }
 
-    /// Waits for lookups in flight, then for queued uploads up to the deadline.
+    /// Stops prefetching, waits for lookups in flight, stores the manifest, then waits for
+    /// queued uploads up to the deadline.
     pub fn finish(&self) -> sgcache_store::DrainReport {
+        if let Some(p) = self
+            .prefetch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            p.abort();
+        }
         let tasks = std::mem::take(&mut *self.inflight.lock().unwrap_or_else(|p| p.into_inner()));
+        let manifest = self.manifest.map(|name| (name, self.manifest_list()));
         self.rt.block_on(async {
             for t in tasks {
                 let _ = t.await;
             }
+            if let Some((name, list)) = manifest
+                && !list.is_empty()
+            {
+                let deadline = self.remote.config().upload_deadline;
+                match tokio::time::timeout(deadline, self.remote.put_manifest(&name, &list)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!("remote: storing the manifest: {e}"),
+                    Err(_) => tracing::debug!("remote: storing the manifest timed out"),
+                }
+            }
             self.remote.drain().await
         })
     }
+
+    /// This run's actions first, then the previous manifest's others, capped.
+    fn manifest_list(&self) -> Vec<Id> {
+        let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        if served.0.is_empty() {
+            return Vec::new();
+        }
+        let mut list = served.0.clone();
+        let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        list.extend(previous.iter().filter(|a| !served.1.contains(*a)));
+        list.truncate(sgcache_store::MANIFEST_MAX);
+        list
+    }
+}
+
+async fn prefetch_all(
+    remote: Remote,
+    downloads: Arc<SingleFlight<Id, Option<PathBuf>>>,
+    lookups: Arc<SingleFlight<Id, Found>>,
+    disk: Arc<DiskCache>,
+    list: Vec<Id>,
+    counts: Arc<PrefetchCounts>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(PREFETCH_CONCURRENCY));
+    let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    let mut queued = 0usize;
+    for action in list {
+        if started.elapsed() > PREFETCH_TIME
+            || bytes.load(std::sync::atomic::Ordering::Relaxed) > PREFETCH_BYTES
+        {
+            break;
+        }
+        if matches!(disk.get(&action), Ok(Some(e)) if disk.find_output(&e.output_id, e.size).is_some())
+        {
+            continue;
+        }
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let (remote, downloads, disk) = (remote.clone(), downloads.clone(), disk.clone());
+        let (lookups, bytes, counts) = (lookups.clone(), bytes.clone(), counts.clone());
+        queued += 1;
+        counts.started.fetch_add(1, Relaxed);
+        set.spawn(async move {
+            let found = lookups
+                .run(action, async move {
+                    fetch(&remote, &downloads, disk, action).await
+                })
+                .await;
+            if let Some((e, _)) = found {
+                bytes.fetch_add(e.size, Relaxed);
+                counts.found.fetch_add(1, Relaxed);
+            }
+            drop(permit);
+        });
+        while set.try_join_next().is_some() {}
+    }
+    while set.join_next().await.is_some() {}
+    tracing::debug!("prefetch: {queued} lookups in {:?}", started.elapsed());
 }
 
 async fn fetch(

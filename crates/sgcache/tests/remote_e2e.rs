@@ -417,3 +417,69 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Manifest prefetch: the second fresh machine fetches what the first one used in the
+/// background, from the manifest, before the go command asks; with it off, it does not.
+#[test]
+fn manifest_prefetch_fetches_ahead() {
+    if !have_go("manifest_prefetch_fetches_ahead") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let b = &backends(&tmp.path().join("remote"))[0];
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, "prefetch");
+    let key = [("SGCACHE_MANIFEST_KEY", "ci-linux-amd64")];
+    build(&mut go_remote(
+        &module,
+        &tmp.path().join("a"),
+        b,
+        "main",
+        &key,
+    ));
+    let manifests = walk(&tmp.path().join("remote"))
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|d| d.starts_with(b"sgm1")))
+        .count();
+    assert_eq!(manifests, 1, "one manifest stored");
+
+    let prefetched = |out: &Output| -> usize {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find_map(|l| l.split(" prefetch_lookups=").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let out = build(&mut go_remote(
+        &module,
+        &tmp.path().join("b"),
+        b,
+        "main",
+        &key,
+    ));
+    assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
+    assert!(
+        prefetched(&out) >= 3,
+        "prefetch lookups: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let off = [
+        ("SGCACHE_MANIFEST_KEY", "ci-linux-amd64"),
+        ("SGCACHE_PREFETCH", "0"),
+    ];
+    let out = build(&mut go_remote(
+        &module,
+        &tmp.path().join("c"),
+        b,
+        "main",
+        &off,
+    ));
+    assert_eq!(compiles(&out.stderr), 0);
+    assert_eq!(
+        prefetched(&out),
+        0,
+        "prefetch ran although SGCACHE_PREFETCH=0"
+    );
+}
