@@ -103,11 +103,7 @@ impl<R: BufRead> RequestReader<R> {
     fn read_line(&mut self) -> Result<bool, CodecError> {
         self.line.clear();
         loop {
-            let buf = match self.inner.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
+            let buf = fill(&mut self.inner)?;
             if buf.is_empty() {
                 if self.line.iter().all(u8::is_ascii_whitespace) {
                     return Ok(false);
@@ -156,11 +152,7 @@ impl<R: BufRead> RequestReader<R> {
         let mut padded = false;
         let mut failure: Option<BodyError> = None;
         loop {
-            let buf = match self.inner.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
+            let buf = fill(&mut self.inner)?;
             if buf.is_empty() {
                 return Err(CodecError::Truncated(format!(
                     "the body of a put ({got} of {size} bytes decoded)"
@@ -217,11 +209,7 @@ impl<R: BufRead> RequestReader<R> {
 
     fn skip_to_open_quote(&mut self) -> Result<(), CodecError> {
         loop {
-            let buf = match self.inner.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
+            let buf = fill(&mut self.inner)?;
             if buf.is_empty() {
                 return Err(CodecError::Truncated("a put, before its body".into()));
             }
@@ -243,6 +231,16 @@ impl<R: BufRead> RequestReader<R> {
             }
         }
     }
+}
+
+/// `fill_buf`, retrying when a signal interrupted the read.
+fn fill<R: BufRead>(r: &mut R) -> io::Result<&[u8]> {
+    while let Err(e) = r.fill_buf() {
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    r.fill_buf()
 }
 
 /// Decodes `seg` (base64 text, possibly split mid-quad) into `out`, keeping a partial
