@@ -4,11 +4,7 @@
 //! through `tracing`. Exit codes: 0 success, 1 a command failed (or the protocol
 //! stream was not the protocol), 2 bad usage or configuration.
 
-mod cli;
-mod cmd;
-mod config;
-mod serve;
-mod tier;
+use sgcache::{cmd, config, serve, tier};
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -17,8 +13,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command};
-use crate::config::Config;
+use sgcache::cli::{Cli, Command};
+use sgcache::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
