@@ -225,6 +225,10 @@ impl RemoteTier {
         let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
         list.extend(previous.iter().filter(|a| !served.1.contains(*a)));
         list.truncate(sgcache_store::MANIFEST_MAX);
+        if list == *previous {
+            // Same actions in the same order: nothing to store.
+            return Vec::new();
+        }
         list
     }
 }
