@@ -74,12 +74,24 @@ impl<R: BufRead> RequestReader<R> {
         }
     }
 
-    /// Whether more input is already buffered (so a reply flush can wait).
-    pub fn has_buffered_input(&self) -> bool
+    /// Whether another request is already buffered (so a reply flush can wait for it).
+    /// Buffered whitespace (the blank line after a request, the newline after a body) is
+    /// consumed and does not count; this never blocks.
+    pub fn has_buffered_input(&mut self) -> bool
     where
         R: HasBuffer,
     {
-        self.inner.buffered_len() > 0
+        while self.inner.buffered_len() > 0 {
+            let Ok(buf) = self.inner.fill_buf() else {
+                return false;
+            };
+            let ws = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            if ws == 0 {
+                return true;
+            }
+            self.inner.consume(ws);
+        }
+        false
     }
 
     /// Reads the next request, skipping blank lines.
@@ -454,6 +466,29 @@ mod tests {
         let long = vec![b'x'; MAX_LINE + 10];
         let mut r = RequestReader::new(&long[..]);
         assert!(matches!(r.next_request(), Err(CodecError::LineTooLong)));
+    }
+
+    /// Regression: the newline after a body must not count as a pending request, or the
+    /// put's reply waits unflushed while the client waits for it.
+    #[test]
+    fn trailing_newlines_are_not_pending_input() {
+        let input = format!("{}\n\n", put(1, 5, "aGVsbG8="));
+        let mut r = RequestReader::new(io::BufReader::new(input.as_bytes()));
+        req_buf(&mut r);
+        r.read_body(5, &mut Vec::new()).unwrap().unwrap();
+        assert!(!r.has_buffered_input());
+        let two = format!("{}{}", put(1, 5, "aGVsbG8="), put(2, 5, "aGVsbG8="));
+        let mut r = RequestReader::new(io::BufReader::new(two.as_bytes()));
+        req_buf(&mut r);
+        r.read_body(5, &mut Vec::new()).unwrap().unwrap();
+        assert!(r.has_buffered_input());
+    }
+
+    fn req_buf(r: &mut RequestReader<io::BufReader<&[u8]>>) -> Request {
+        match r.next_request().unwrap() {
+            Frame::Request(q) => q,
+            Frame::Eof => panic!("eof"),
+        }
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //! - The calling thread reads requests. Local work (a get is one 176-byte read and a
 //!   stat; a put streams its body, which must be consumed before the next request can
 //!   be read anyway) is done right there, because a thread hop costs more than the work.
-//! - One writer thread owns the output and is the only one that writes to it. Replies
-//!   reach it through a channel and may go out in any order; it flushes whenever the
-//!   channel is momentarily empty, so a burst of replies costs one write.
+//! - Replies go through one [`Replies`] sink that owns the output: whoever has a reply
+//!   (the reader thread, or a remote lookup finishing on the runtime) takes its lock and
+//!   writes it, so replies may go out in any order but never interleave. The reader thread
+//!   flushes only when no further request is already buffered, so a burst costs one
+//!   write. (A dedicated writer thread fed by a channel was measured first: the wake-up
+//!   it costs on every reply made a warm `go build std` 30% slower than the plain go
+//!   command on two cores; writing in place keeps the hot path free of thread hops.)
 //! - At `close` or end of input: finish in-flight work, trim if due, add this run's
 //!   counters to the stats file, answer `close`, then drop the output (closing stdout,
 //!   which is what the go command waits for).
@@ -18,9 +22,8 @@
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Write};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Instant;
 
 use crate::tier::RemoteTier;
@@ -104,14 +107,10 @@ impl Server {
         R: Read,
         W: Write + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel::<Response>();
         let _runtime = self.remote.as_ref().map(|r| r.enter());
-        let writer = thread::Builder::new()
-            .name("sgcache-writer".into())
-            .spawn(move || write_loop(rx, output))
-            .map_err(CodecError::Io)?;
+        let replies: Arc<Replies> = Arc::new(Replies::new(Box::new(output)));
         // The handshake goes first, before any request is read.
-        let _ = tx.send(Response::handshake());
+        replies.send(&Response::handshake(), true);
 
         let mut reader = RequestReader::new(BufReader::with_capacity(INPUT_BUFFER, input));
         let mut seen = HashSet::new();
@@ -121,6 +120,10 @@ impl Server {
                 Ok(Frame::Eof) => break Ok(Ending::Eof),
                 Err(e) => break Err(e),
             };
+            if req.body_size > 0 {
+                // A body may take a while to arrive: answer what is pending first.
+                replies.flush();
+            }
             let fresh = req.id != 0 && seen.insert(req.id);
             if !fresh {
                 let reply = Response::error(
@@ -134,18 +137,16 @@ impl Server {
                     break Err(e);
                 }
                 Stats::add(&self.stats.errors, 1);
-                let _ = tx.send(reply);
+                replies.send(&reply, !reader.has_buffered_input());
                 continue;
             }
             if req.command == Command::Close && req.fault.is_none() {
                 self.finish();
-                let _ = tx.send(Response::closed(req.id));
+                replies.send(&Response::closed(req.id), true);
                 break Ok(Ending::Close);
             }
-            match self.handle(&mut reader, req, &tx) {
-                Ok(Some(reply)) => {
-                    let _ = tx.send(reply);
-                }
+            match self.handle(&mut reader, req, &replies) {
+                Ok(Some(reply)) => replies.send(&reply, !reader.has_buffered_input()),
                 Ok(None) => {} // answered later, from the remote tier
                 Err(e) => break Err(e),
             }
@@ -153,12 +154,8 @@ impl Server {
         if matches!(result, Ok(Ending::Eof) | Err(_)) {
             self.finish();
         }
-        drop(tx);
-        match writer.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!("writing replies: {e}"),
-            Err(_) => tracing::error!("reply writer panicked"),
-        }
+        // Closing stdout is what the go command waits for.
+        replies.close();
         result
     }
 
@@ -166,7 +163,7 @@ impl Server {
         &self,
         reader: &mut RequestReader<R>,
         req: Request,
-        tx: &mpsc::Sender<Response>,
+        replies: &Arc<Replies>,
     ) -> Result<Option<Response>, CodecError> {
         if let Some(fault) = &req.fault {
             self.skip_body(reader, &req)?;
@@ -180,14 +177,14 @@ impl Server {
             return Ok(Some(Response::error(req.id, format!("{what}: {fault}"))));
         }
         match req.command {
-            Command::Get => Ok(self.get(&req, tx)),
+            Command::Get => Ok(self.get(&req, replies)),
             Command::Put => self.put(reader, &req).map(Some),
             // Close is handled by the loop; Unknown always carries a fault.
             Command::Close | Command::Unknown(_) => Ok(Some(Response::error(req.id, "unexpected"))),
         }
     }
 
-    fn get(&self, req: &Request, tx: &mpsc::Sender<Response>) -> Option<Response> {
+    fn get(&self, req: &Request, replies: &Arc<Replies>) -> Option<Response> {
         Stats::add(&self.stats.gets, 1);
         let action = req.action_id.expect("checked by the codec");
         let local = match self.disk.get_file(&action) {
@@ -205,9 +202,9 @@ impl Server {
         if local.is_none()
             && let Some(remote) = &self.remote
         {
-            let (id, tx, stats) = (req.id, tx.clone(), self.stats.clone());
+            let (id, replies, stats) = (req.id, replies.clone(), self.stats.clone());
             remote.lookup(self.disk.clone(), action, move |found| {
-                let _ = tx.send(reply(&stats, id, found));
+                replies.send(&reply(&stats, id, found), true);
             });
             return None;
         }
@@ -369,18 +366,51 @@ fn reply(
     Response::miss(id)
 }
 
-fn write_loop<W: Write>(rx: mpsc::Receiver<Response>, output: W) -> io::Result<()> {
-    let mut w = ResponseWriter::new(output);
-    while let Ok(first) = rx.recv() {
-        w.write(&first)?;
-        while let Ok(more) = rx.try_recv() {
-            w.write(&more)?;
-        }
-        w.flush()?;
+/// The one owner of the output. Writers take the lock for one reply at a time.
+pub struct Replies {
+    out: Mutex<Option<ResponseWriter<Box<dyn Write + Send>>>>,
+}
+
+impl std::fmt::Debug for Replies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replies").finish_non_exhaustive()
     }
-    // Dropping the stream closes stdout, which is what the go command waits for.
-    drop(w.into_inner()?);
-    Ok(())
+}
+
+impl Replies {
+    fn new(out: Box<dyn Write + Send>) -> Self {
+        Replies {
+            out: Mutex::new(Some(ResponseWriter::new(out))),
+        }
+    }
+
+    /// Writes one reply, and flushes if asked. If the output is gone (the go command
+    /// died), replies are dropped from then on.
+    fn send(&self, r: &Response, flush: bool) {
+        let mut g = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = g.as_mut()
+            && (w.write(r).is_err() || (flush && w.flush().is_err()))
+        {
+            tracing::debug!("writing replies failed; the go command has gone");
+            *g = None;
+        }
+    }
+
+    fn flush(&self) {
+        let mut g = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = g.as_mut()
+            && w.flush().is_err()
+        {
+            *g = None;
+        }
+    }
+
+    /// Flushes and drops the output (closing stdout). Late replies are dropped.
+    fn close(&self) {
+        if let Some(w) = self.out.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = w.into_inner();
+        }
+    }
 }
 
 /// First 12 hex digits of an id, for messages.
