@@ -36,6 +36,26 @@ impl DiskCache {
     /// it is missing (best effort, as in Go), and creates the 256 subdirectories `00`…`ff`.
     /// A relative `dir` is made absolute, so every returned path is absolute.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let cache = Self::open_root(dir)?;
+        cache.ensure_subdirs()?;
+        Ok(cache)
+    }
+
+    /// [`DiskCache::open`] for the serve loop, where startup is on the go command's critical
+    /// path: creates the root and README, but the 256 subdirectories only if `ff`, the last
+    /// one Go's `Open` creates, is missing (the go command has normally just created them all
+    /// in this very directory). Nothing depends on them existing: a put recreates a missing
+    /// subdirectory.
+    pub fn open_for_serving(dir: impl Into<PathBuf>) -> Result<Self> {
+        let cache = Self::open_root(dir)?;
+        if !std::fs::metadata(layout::subdir_path(&cache.dir, 0xff)).is_ok_and(|m| m.is_dir()) {
+            cache.ensure_subdirs()?;
+        }
+        Ok(cache)
+    }
+
+    /// The root directory and its README, not the subdirectories.
+    fn open_root(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir: PathBuf = dir.into();
         let dir = std::path::absolute(&dir).map_err(|e| Error::io("resolve", &dir, e))?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
@@ -46,26 +66,42 @@ impl DiskCache {
                 let _ = f.write_all(README_TEXT.as_bytes());
             }
         }
-        Self::open_existing(dir)
+        Self::existing_root(dir)
     }
 
     /// Go's `Open` alone: `dir` must already exist and be a directory; creates the 256
     /// subdirectories.
     pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Self> {
+        let cache = Self::existing_root(dir)?;
+        cache.ensure_subdirs()?;
+        Ok(cache)
+    }
+
+    fn existing_root(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir: PathBuf = dir.into();
         let dir = std::path::absolute(&dir).map_err(|e| Error::io("resolve", &dir, e))?;
         let md = std::fs::metadata(&dir).map_err(|e| Error::io("open", &dir, e))?;
         if !md.is_dir() {
             return Err(Error::NotADirectory { path: dir });
         }
-        for i in 0..=255u8 {
-            let sub = layout::subdir_path(&dir, i);
-            std::fs::create_dir_all(&sub).map_err(|e| Error::io("create directory", &sub, e))?;
-        }
         Ok(DiskCache {
             dir,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Creates whichever of the 256 `00`–`ff` subdirectories is missing (at open, and after
+    /// [`DiskCache::clean`]). Stat first, like Go's `MkdirAll`: one syscall for a directory
+    /// that exists.
+    pub fn ensure_subdirs(&self) -> Result<()> {
+        for i in 0..=255u8 {
+            let sub = layout::subdir_path(&self.dir, i);
+            if !std::fs::metadata(&sub).is_ok_and(|m| m.is_dir()) {
+                std::fs::create_dir_all(&sub)
+                    .map_err(|e| Error::io("create directory", &sub, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the clock (tests; the serve loop keeps the system clock).
@@ -267,15 +303,6 @@ impl DiskCache {
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-
-    /// Recreates the 256 subdirectories (after [`DiskCache::clean`]).
-    pub fn ensure_subdirs(&self) -> Result<()> {
-        for i in 0..=255u8 {
-            let sub = layout::subdir_path(&self.dir, i);
-            std::fs::create_dir_all(&sub).map_err(|e| Error::io("create directory", &sub, e))?;
-        }
-        Ok(())
     }
 }
 

@@ -72,7 +72,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn serve_stdio(cfg: &Config) -> Result<ExitCode> {
     let started = Instant::now();
-    let disk = sgcache_disk::DiskCache::open(&cfg.dir)
+    let disk = sgcache_disk::DiskCache::open_for_serving(&cfg.dir)
         .with_context(|| format!("opening the local cache `{}`", cfg.dir.display()))?;
     let disk = std::sync::Arc::new(disk);
     let remote = match &cfg.remote {
@@ -90,13 +90,12 @@ fn serve_stdio(cfg: &Config) -> Result<ExitCode> {
             }
         },
     };
-    let server = serve::Server::new(disk, cfg.max_size, remote);
+    let mut server = serve::Server::new(disk, cfg.max_size, remote);
+    if cfg.verbose {
+        server = server.with_summary(started);
+    }
     let (stdin, stdout) = raw_stdio();
     let ending = server.serve(stdin, stdout);
-    if cfg.verbose {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "{}", server.summary(started));
-    }
     match ending {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {

@@ -169,3 +169,57 @@ fn concurrent_go_list_compiled_cgo() {
         );
     }
 }
+
+/// `SGCACHE_DIR` apart from `GOCACHE`: sgcache lays out its own directory like Go's (the 256
+/// subdirectories), and `sgcache stats` shows what the builds put there and this machine's
+/// counters (added right after each go command's close, so polled for briefly).
+#[test]
+fn separate_dir_and_stats_counters() {
+    if !have_go("separate_dir_and_stats_counters") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("m");
+    let gocache = tmp.path().join("gocache");
+    let dir = tmp.path().join("sgdir");
+    write_module(&module);
+    let build = || {
+        let mut c = go(&module, &gocache, true);
+        c.env("SGCACHE_DIR", &dir)
+            .args(["build", "-x", "-o", "/dev/null", "./..."]);
+        run_ok(c)
+    };
+    assert!(compiles(&build().stderr) > 0, "a cold build compiles");
+    assert_eq!(compiles(&build().stderr), 0, "second build is all hits");
+    for i in 0..=255u8 {
+        assert!(
+            dir.join(format!("{i:02x}")).is_dir(),
+            "subdirectory {i:02x}"
+        );
+    }
+    assert!(dir.join("README").is_file());
+
+    let stats = || -> serde_json::Value {
+        let mut c = std::process::Command::new(common::bin());
+        c.args(["stats", "--json"]).env("SGCACHE_DIR", &dir);
+        serde_json::from_slice(&run_ok(c).stdout).unwrap()
+    };
+    let mut s = stats();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s["counters"]["hits"].as_u64().unwrap_or(0) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        s = stats();
+    }
+    let c = &s["counters"];
+    assert!(s["actions"].as_u64().unwrap() > 5, "{s}");
+    assert!(c["puts"].as_u64().unwrap() > 5, "{s}");
+    assert!(c["hits"].as_u64().unwrap() > 5, "{s}");
+    assert!(
+        c["gets"].as_u64().unwrap() >= c["hits"].as_u64().unwrap() + c["misses"].as_u64().unwrap(),
+        "{s}"
+    );
+    assert!(
+        !gocache.join("sgcache").exists(),
+        "nothing of sgcache's goes to GOCACHE when SGCACHE_DIR is set"
+    );
+}
