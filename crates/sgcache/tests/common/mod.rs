@@ -2,6 +2,8 @@
 //! small Go module to build.
 #![allow(dead_code, clippy::print_stderr)]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -58,6 +60,50 @@ pub fn run_ok(mut c: Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A go command through sgcache with the remote `url` in `namespace`, with the summary
+/// line on (`SGCACHE_VERBOSE`) and a generous upload deadline.
+pub fn go_remote(dir: &Path, cache: &Path, url: &str, namespace: &str) -> Command {
+    let mut c = go(dir, cache, true);
+    c.env("SGCACHE_REMOTE", url)
+        .env("SGCACHE_NAMESPACE", namespace)
+        .env("SGCACHE_VERBOSE", "1")
+        .env("SGCACHE_UPLOAD_DEADLINE", "60s");
+    c
+}
+
+/// `go build -x ./...`, required to succeed.
+pub fn build_x(c: &mut Command) -> Output {
+    c.args(["build", "-x", "./..."]);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The sgcache lines (summary, warnings) of a go command's stderr.
+pub fn summary(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("sgcache"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A counter from the `SGCACHE_VERBOSE` summary line (`name=N`; remote counters appear
+/// without their `remote_` prefix), summed over every sgcache the go command started.
+pub fn summary_counter(out: &Output, name: &str) -> u64 {
+    let key = format!(" {name}=");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("sgcache: "))
+        .filter_map(|l| l.split(&key).nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Number of compiler invocations in `go build -x` output.
