@@ -42,6 +42,30 @@ fn unique(what: &str) -> String {
     format!("{what}-{}-{nanos}", std::process::id())
 }
 
+/// A go test's start: nginx, a temp dir with the module `m` (std deps, a main, a test),
+/// and a namespace of its own.
+struct Setup {
+    url: String,
+    data: Option<std::path::PathBuf>,
+    tmp: tempfile::TempDir,
+    module: std::path::PathBuf,
+    ns: String,
+}
+
+fn setup(test: &str) -> Option<Setup> {
+    let (url, data) = nginx(test)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("m");
+    common::write_module(&module);
+    Some(Setup {
+        url,
+        data,
+        tmp,
+        module,
+        ns: unique(test),
+    })
+}
+
 /// A local directory as the go command reads it: nothing corrupt, no temp files, and
 /// `sgcache verify` clean. Returns the number of outputs.
 fn assert_sound(who: &str, dir: &Path) -> usize {
@@ -146,13 +170,16 @@ fn proxy_counts_requests_and_resets_mid_body() {
 /// all hits.
 #[test]
 fn connection_reset_mid_download_loses_nothing() {
-    let Some((url, _)) = nginx("connection_reset_mid_download_loses_nothing") else {
+    let Some(Setup {
+        url,
+        tmp,
+        module,
+        ns,
+        ..
+    }) = setup("connection_reset_mid_download_loses_nothing")
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let module = tmp.path().join("m");
-    common::write_module(&module);
-    let ns = unique("reset-download");
     let a = build_x(&mut go_remote(&module, &tmp.path().join("a"), &url, &ns));
     let a_compiles = compiles(&a.stderr);
 
@@ -245,13 +272,16 @@ fn remote_entries(data: &Path, ns: &str, actions: &[String]) -> (usize, Vec<Stri
 /// C (fresh, no faults) builds, compiling what never arrived, with a clean tier.
 #[test]
 fn server_gone_mid_upload_leaves_nothing_a_reader_accepts() {
-    let Some((url, data)) = nginx("server_gone_mid_upload_leaves_nothing_a_reader_accepts") else {
+    let Some(Setup {
+        url,
+        data,
+        tmp,
+        module,
+        ns,
+    }) = setup("server_gone_mid_upload_leaves_nothing_a_reader_accepts")
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let module = tmp.path().join("m");
-    common::write_module(&module);
-    let ns = unique("cut-upload");
     let (proxy, purl) = Proxy::for_http_url(&url);
     const CUT: u64 = 32 << 10;
     proxy.set_fault(Fault::ResetUploadAfter(CUT));
@@ -342,13 +372,16 @@ fn fresh_build(
 /// lookup still in flight): the summary counter `get_remote_waits`.
 #[test]
 fn prefetch_cuts_blocking_round_trips_behind_latency() {
-    let Some((url, _)) = nginx("prefetch_cuts_blocking_round_trips_behind_latency") else {
+    let Some(Setup {
+        url,
+        tmp,
+        module,
+        ns,
+        ..
+    }) = setup("prefetch_cuts_blocking_round_trips_behind_latency")
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let module = tmp.path().join("m");
-    common::write_module(&module);
-    let ns = unique("prefetch");
     let key = unique("manifest");
     let (proxy, purl) = Proxy::for_http_url(&url);
     const LATENCY: Duration = Duration::from_millis(20);
