@@ -8,8 +8,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::go::{build_hello, go_for as go, go_tool_buildid_ok as go_tool_buildid, hello_module};
 use sgcache_buildid::{find_and_hash, read_file, read_from, rewrite_file};
 use sha2::Digest;
 
@@ -20,39 +20,6 @@ const TARGETS: [(&str, &str); 5] = [
     ("darwin", "amd64"),
     ("windows", "amd64"),
 ];
-
-fn go(args: &[&str], goos: &str, goarch: &str, dir: &Path) -> Vec<u8> {
-    let out = Command::new("go")
-        .args(args)
-        .current_dir(dir)
-        .env("CGO_ENABLED", "0")
-        .env("GOOS", goos)
-        .env("GOARCH", goarch)
-        .env("GOFLAGS", "-buildvcs=false")
-        .output()
-        .expect("run go");
-    assert!(
-        out.status.success(),
-        "go {args:?} ({goos}/{goarch}): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn go_tool_buildid(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("go")
-        .arg("tool")
-        .arg("buildid")
-        .args(args)
-        .output()
-        .expect("run go tool buildid");
-    assert!(
-        out.status.success(),
-        "go tool buildid {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// Flips one byte outside every ID occurrence (preferring the "hello, world" text in
 /// binaries) so the content ID must change.
@@ -177,30 +144,10 @@ fn real_binaries_and_archives() {
         );
     }
     let tmp = tempfile::tempdir().unwrap();
-    let module = tmp.path().join("hello");
-    std::fs::create_dir(&module).unwrap();
-    std::fs::write(
-        module.join("go.mod"),
-        "module example.com/hello\n\ngo 1.21\n",
-    )
-    .unwrap();
-    std::fs::write(
-        module.join("main.go"),
-        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello, world\") }\n",
-    )
-    .unwrap();
+    let module = hello_module(tmp.path());
     let mut checked = 0;
     for (goos, goarch) in TARGETS {
-        let exe = module.join(format!(
-            "hello-{goos}-{goarch}{}",
-            if goos == "windows" { ".exe" } else { "" }
-        ));
-        go(
-            &["build", "-o", exe.to_str().unwrap(), "."],
-            goos,
-            goarch,
-            &module,
-        );
+        let exe = build_hello(&module, goos, goarch);
         check_file(&exe, tmp.path(), &format!("hello-{goos}-{goarch}"));
         checked += 1;
 

@@ -78,6 +78,7 @@ mod put;
 mod scan;
 mod trim;
 mod verify;
+mod walk;
 
 pub use cache::{DiskCache, README_TEXT};
 pub use clock::{Clock, ManualClock, SystemClock, unix_nanos, unix_secs};

@@ -72,94 +72,86 @@ impl DiskCache {
     /// so this currently never fails; the `Result` is kept for future checks.
     pub fn scan(&self, mut f: impl FnMut(&ScanItem)) -> Result<ScanSummary> {
         let mut s = ScanSummary::default();
-        for i in 0..=255u8 {
-            let sub = layout::subdir_path(&self.dir, i);
-            let Ok(rd) = std::fs::read_dir(&sub) else {
+        for (name, path) in crate::walk::entries(&self.dir) {
+            let nb = name.as_encoded_bytes();
+            let Ok(md) = std::fs::metadata(&path) else {
                 continue;
             };
-            for ent in rd.flatten() {
-                let name = ent.file_name();
-                let nb = name.as_encoded_bytes();
-                let path = ent.path();
-                let Ok(md) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                let mtime = md.modified().ok();
-                let parsed = layout::parse_entry_name(nb);
-                let item = match parsed {
-                    Some((id, EntryKind::Action)) if md.is_file() => {
-                        s.actions += 1;
-                        s.action_bytes += md.len();
-                        ScanItem {
-                            kind: ScanKind::Action,
-                            id: Some(id),
-                            path,
-                            size: md.len(),
-                            mtime,
-                        }
-                    }
-                    Some((id, EntryKind::Output)) if md.is_file() => {
-                        s.outputs += 1;
-                        s.output_bytes += md.len();
-                        ScanItem {
-                            kind: ScanKind::Output,
-                            id: Some(id),
-                            path,
-                            size: md.len(),
-                            mtime,
-                        }
-                    }
-                    Some((id, EntryKind::Output)) if md.is_dir() => {
-                        s.executables += 1;
-                        let (inner, size) = match single_entry(&path) {
-                            Ok(p) => {
-                                let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                                (p, size)
-                            }
-                            Err(_) => (path.clone(), crate::fsutil::dir_content_size(&path)),
-                        };
-                        s.output_bytes += size;
-                        ScanItem {
-                            kind: ScanKind::Executable,
-                            id: Some(id),
-                            path: inner,
-                            size,
-                            mtime,
-                        }
-                    }
-                    _ if layout::is_temp_name(nb) => {
-                        s.temp_files += 1;
-                        ScanItem {
-                            kind: ScanKind::Temp,
-                            id: None,
-                            path,
-                            size: md.len(),
-                            mtime,
-                        }
-                    }
-                    _ => {
-                        s.other += 1;
-                        ScanItem {
-                            kind: ScanKind::Other,
-                            id: None,
-                            path,
-                            size: md.len(),
-                            mtime,
-                        }
-                    }
-                };
-                if matches!(
-                    item.kind,
-                    ScanKind::Action | ScanKind::Output | ScanKind::Executable
-                ) {
-                    s.total_bytes += item.size;
-                    if let Some(m) = mtime {
-                        s.oldest = Some(s.oldest.map_or(m, |o| o.min(m)));
-                        s.newest = Some(s.newest.map_or(m, |o| o.max(m)));
+            let mtime = md.modified().ok();
+            let parsed = layout::parse_entry_name(nb);
+            let item = match parsed {
+                Some((id, EntryKind::Action)) if md.is_file() => {
+                    s.actions += 1;
+                    s.action_bytes += md.len();
+                    ScanItem {
+                        kind: ScanKind::Action,
+                        id: Some(id),
+                        path,
+                        size: md.len(),
+                        mtime,
                     }
                 }
-                f(&item);
+                Some((id, EntryKind::Output)) if md.is_file() => {
+                    s.outputs += 1;
+                    s.output_bytes += md.len();
+                    ScanItem {
+                        kind: ScanKind::Output,
+                        id: Some(id),
+                        path,
+                        size: md.len(),
+                        mtime,
+                    }
+                }
+                Some((id, EntryKind::Output)) if md.is_dir() => {
+                    s.executables += 1;
+                    let (inner, size) = match single_entry(&path) {
+                        Ok(p) => {
+                            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                            (p, size)
+                        }
+                        Err(_) => (path.clone(), crate::fsutil::dir_content_size(&path)),
+                    };
+                    s.output_bytes += size;
+                    ScanItem {
+                        kind: ScanKind::Executable,
+                        id: Some(id),
+                        path: inner,
+                        size,
+                        mtime,
+                    }
+                }
+                _ if layout::is_temp_name(nb) => {
+                    s.temp_files += 1;
+                    ScanItem {
+                        kind: ScanKind::Temp,
+                        id: None,
+                        path,
+                        size: md.len(),
+                        mtime,
+                    }
+                }
+                _ => {
+                    s.other += 1;
+                    ScanItem {
+                        kind: ScanKind::Other,
+                        id: None,
+                        path,
+                        size: md.len(),
+                        mtime,
+                    }
+                }
+            };
+            if matches!(
+                item.kind,
+                ScanKind::Action | ScanKind::Output | ScanKind::Executable
+            ) {
+                s.total_bytes += item.size;
+                if let Some(m) = mtime {
+                    s.oldest = Some(s.oldest.map_or(m, |o| o.min(m)));
+                    s.newest = Some(s.newest.map_or(m, |o| o.max(m)));
+                }
             }
+            f(&item);
         }
         Ok(s)
     }

@@ -193,51 +193,44 @@ impl DiskCache {
     ) {
         report.ran = true;
         let mut kept: Vec<Item> = Vec::new();
-        for i in 0..=255u8 {
-            let sub = layout::subdir_path(&self.dir, i);
-            // Read all names before removing anything (as Go does), ignoring errors.
-            let Ok(rd) = std::fs::read_dir(&sub) else {
-                continue;
-            };
-            let names: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-            for name in names {
-                let nb = name.as_encoded_bytes();
-                let path = sub.join(&name);
-                if layout::is_go_entry_name(nb) {
-                    // os.Stat follows symlinks.
-                    let Ok(md) = std::fs::metadata(&path) else {
-                        continue;
-                    };
-                    let Ok(mtime) = md.modified() else { continue };
-                    let is_dir = md.is_dir();
-                    let bytes = if is_dir {
-                        fsutil::dir_content_size(&path)
-                    } else {
-                        md.len()
-                    };
-                    let item = Item {
-                        path,
-                        mtime,
-                        is_action: nb.ends_with(b"-a"),
-                        is_dir,
-                        bytes,
-                    };
-                    if mtime < cutoff {
-                        remove_item(&item, report);
-                    } else {
-                        kept.push(item);
-                    }
-                } else if layout::is_temp_name(nb) {
-                    let Ok(md) = std::fs::symlink_metadata(&path) else {
-                        continue;
-                    };
-                    let old = md
-                        .modified()
-                        .map(|m| signed_diff_nanos(now, m) > TEMP_MAX_AGE.as_nanos() as i128)
-                        .unwrap_or(false);
-                    if old && md.is_file() && fsutil::remove_file_quiet(&path).unwrap_or(false) {
-                        report.removed_temp_files += 1;
-                    }
+        // The walk reads a subdirectory's names before yielding any (as Go does), so
+        // removing what it yields is safe.
+        for (name, path) in crate::walk::entries(&self.dir) {
+            let nb = name.as_encoded_bytes();
+            if layout::is_go_entry_name(nb) {
+                // os.Stat follows symlinks.
+                let Ok(md) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let Ok(mtime) = md.modified() else { continue };
+                let is_dir = md.is_dir();
+                let bytes = if is_dir {
+                    fsutil::dir_content_size(&path)
+                } else {
+                    md.len()
+                };
+                let item = Item {
+                    path,
+                    mtime,
+                    is_action: nb.ends_with(b"-a"),
+                    is_dir,
+                    bytes,
+                };
+                if mtime < cutoff {
+                    remove_item(&item, report);
+                } else {
+                    kept.push(item);
+                }
+            } else if layout::is_temp_name(nb) {
+                let Ok(md) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                let old = md
+                    .modified()
+                    .map(|m| signed_diff_nanos(now, m) > TEMP_MAX_AGE.as_nanos() as i128)
+                    .unwrap_or(false);
+                if old && md.is_file() && fsutil::remove_file_quiet(&path).unwrap_or(false) {
+                    report.removed_temp_files += 1;
                 }
             }
         }

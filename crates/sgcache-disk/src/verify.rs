@@ -157,35 +157,27 @@ impl DiskCache {
         let mut report = VerifyReport::default();
         let mut outputs = Vec::new();
         let mut actions = Vec::new();
-        for i in 0..=255u8 {
-            let sub = layout::subdir_path(&self.dir, i);
-            let Ok(rd) = std::fs::read_dir(&sub) else {
+        for (name, path) in crate::walk::entries(&self.dir) {
+            let Some((id, kind)) = layout::parse_entry_name(name.as_encoded_bytes()) else {
                 continue;
             };
-            for ent in rd.flatten() {
-                let name = ent.file_name();
-                let Some((id, kind)) = layout::parse_entry_name(name.as_encoded_bytes()) else {
-                    continue;
-                };
-                let path = ent.path();
-                let Ok(md) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                let Ok(mtime) = md.modified() else { continue };
-                if recent(mtime) {
-                    report.skipped_recent += 1;
-                    continue;
-                }
-                let f = Found {
-                    id,
-                    path,
-                    mtime,
-                    is_dir: md.is_dir(),
-                };
-                match kind {
-                    EntryKind::Output => outputs.push(f),
-                    EntryKind::Action => actions.push(f),
-                }
+            let Ok(md) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let Ok(mtime) = md.modified() else { continue };
+            if recent(mtime) {
+                report.skipped_recent += 1;
+                continue;
+            }
+            let f = Found {
+                id,
+                path,
+                mtime,
+                is_dir: md.is_dir(),
+            };
+            match kind {
+                EntryKind::Output => outputs.push(f),
+                EntryKind::Action => actions.push(f),
             }
         }
 

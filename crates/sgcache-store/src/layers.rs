@@ -211,9 +211,16 @@ impl<S: Store> Store for Metered<S> {
         Box::pin(async move {
             let s = self.note(self.inner.get(key).await)?;
             let m = self.meter.clone();
+            // A download that fails after it started (a reset mid-body) counts as an
+            // error too, not only one that fails to open.
             Ok(s.map(|s| {
-                Box::pin(s.inspect_ok(move |b| {
-                    m.bytes_down.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Box::pin(s.inspect(move |r| match r {
+                    Ok(b) => {
+                        m.bytes_down.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        m.errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 })) as ByteStream
             }))
         })

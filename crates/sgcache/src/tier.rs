@@ -66,16 +66,20 @@ pub struct RemoteTier {
     /// The manifest loaded at start.
     previous: Arc<Mutex<Vec<Id>>>,
     prefetch: Mutex<Option<JoinHandle<()>>>,
-    /// Lookups prefetch started, and how many found their entry.
+    /// Lookups prefetch started, how many found their entry; gets that waited.
     prefetch_counts: Arc<PrefetchCounts>,
 }
 
-/// Prefetch counters.
+/// Prefetch counters, and how long gets waited on the remote.
 #[derive(Debug, Default)]
 struct PrefetchCounts {
     manifest_entries: std::sync::atomic::AtomicU64,
     started: std::sync::atomic::AtomicU64,
     found: std::sync::atomic::AtomicU64,
+    /// Gets whose reply waited on the remote (a local miss looked up remotely, including
+    /// one that joined a prefetch lookup in flight), and their total wait.
+    get_waits: std::sync::atomic::AtomicU64,
+    get_wait_us: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RemoteTier {
@@ -133,6 +137,8 @@ impl RemoteTier {
         ));
         v.push(("prefetch_lookups", c.started.load(Relaxed)));
         v.push(("prefetch_found", c.found.load(Relaxed)));
+        v.push(("get_remote_waits", c.get_waits.load(Relaxed)));
+        v.push(("get_remote_wait_ms", c.get_wait_us.load(Relaxed) / 1000));
         v
     }
 
@@ -160,6 +166,10 @@ impl RemoteTier {
         let downloads = self.downloads.clone();
         let lookups = self.lookups.clone();
         let used = self.manifest.is_some().then(|| self.served.clone());
+        let c = &self.prefetch_counts;
+        c.get_waits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (waited, since) = (c.get_wait_us.clone(), Instant::now());
         let task = self.rt.spawn(async move {
             let found = lookups
                 .run(action, async move {
@@ -169,6 +179,10 @@ impl RemoteTier {
             if let (Some(used), Some(_)) = (&used, &found) {
                 note(used, action);
             }
+            waited.fetch_add(
+                since.elapsed().as_micros() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             done(found);
         });
         let mut v = self.inflight.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,8 +3,12 @@
 //! Needs the go command for the comparisons (skips them, saying why, without it); the error
 //! cases run everywhere.
 
+#[path = "../../sgcache-buildid/tests/common/go.rs"]
+mod go_ref;
+
+use go_ref::{build_hello, go_tool_buildid, hello_module};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn sgcache(args: &[&str]) -> Output {
@@ -23,14 +27,6 @@ fn go_available() -> bool {
 
 fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
-}
-
-fn go_tool_buildid(args: &[&str]) -> Output {
-    Command::new("go")
-        .args(["tool", "buildid"])
-        .args(args)
-        .output()
-        .expect("run go tool buildid")
 }
 
 /// Exit 1 and exactly one line on stderr, naming the problem.
@@ -97,25 +93,6 @@ fn archive_without_build_id_prints_empty_line() {
     }
 }
 
-fn build(module: &Path, goos: &str, goarch: &str) -> PathBuf {
-    let exe = module.join(format!("hello-{goos}-{goarch}"));
-    let out = Command::new("go")
-        .args(["build", "-o", exe.to_str().unwrap(), "."])
-        .current_dir(module)
-        .env("CGO_ENABLED", "0")
-        .env("GOOS", goos)
-        .env("GOARCH", goarch)
-        .env("GOFLAGS", "-buildvcs=false")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "go build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
-}
-
 #[test]
 fn same_output_and_same_rewrite_as_go() {
     if !go_available() {
@@ -125,24 +102,13 @@ fn same_output_and_same_rewrite_as_go() {
         );
     }
     let tmp = tempfile::tempdir().unwrap();
-    let module = tmp.path().join("hello");
-    std::fs::create_dir(&module).unwrap();
-    std::fs::write(
-        module.join("go.mod"),
-        "module example.com/hello\n\ngo 1.21\n",
-    )
-    .unwrap();
-    std::fs::write(
-        module.join("main.go"),
-        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello, world\") }\n",
-    )
-    .unwrap();
+    let module = hello_module(tmp.path());
     for (goos, goarch) in [
         ("linux", "amd64"),
         ("darwin", "arm64"),
         ("windows", "amd64"),
     ] {
-        let exe = build(&module, goos, goarch);
+        let exe = build_hello(&module, goos, goarch);
         let exe_s = exe.to_str().unwrap();
         let ours = sgcache(&["buildid", exe_s]);
         let go = go_tool_buildid(&[exe_s]);

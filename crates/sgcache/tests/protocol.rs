@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use base64_simd::STANDARD as B64;
-use serde_json::Value;
+use common::cache_files as entries;
 use sha2::{Digest, Sha256};
 
 fn b64(b: &[u8]) -> String {
@@ -55,70 +55,8 @@ fn put(id: i64, a: &[u8; 32], body: &[u8]) -> String {
 
 const CLOSE: &str = "{\"ID\":999,\"Command\":\"close\"}\n\n";
 
-struct Run {
-    code: Option<i32>,
-    replies: Vec<Value>,
-    raw: String,
-    stderr: String,
-}
-
-impl Run {
-    fn reply(&self, id: i64) -> &Value {
-        self.replies
-            .iter()
-            .find(|r| r["ID"] == id)
-            .unwrap_or_else(|| panic!("no reply to {id}: {}", self.raw))
-    }
-    fn err(&self, id: i64) -> String {
-        self.reply(id)["Err"]
-            .as_str()
-            .unwrap_or_else(|| panic!("reply {id} is not an error: {}", self.raw))
-            .to_owned()
-    }
-}
-
-fn run(dir: &Path, input: &[u8]) -> Run {
-    let mut child = Command::new(common::bin())
-        .env("SGCACHE_DIR", dir)
-        .env_remove("SGCACHE_REMOTE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    let raw = String::from_utf8(out.stdout).unwrap();
-    let replies = raw
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad reply line {l:?}: {e}")))
-        .collect();
-    Run {
-        code: out.status.code(),
-        replies,
-        raw,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Every file in the cache's subdirectories (names only).
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v = Vec::new();
-    for sub in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = sub.file_name().to_string_lossy().into_owned();
-        if name.len() == 2 && sub.path().is_dir() {
-            for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
-                v.push(f.file_name().to_string_lossy().into_owned());
-            }
-        }
-    }
-    v.sort();
-    v
+fn run(dir: &Path, input: &[u8]) -> common::Served {
+    common::serve_input(dir, input.to_vec())
 }
 
 #[test]
@@ -311,10 +249,7 @@ fn large_put_streams_with_bounded_memory() {
         .collect();
     let req = put(1, &action(1), &body);
     drop(body);
-    let mut child = Command::new(common::bin())
-        .env("SGCACHE_DIR", tmp.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let mut child = common::serve_cmd(tmp.path())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();

@@ -104,12 +104,7 @@ fn storm(rng: &mut Rng, pool: &Pool, n: usize) -> (Vec<u8>, HashMap<i64, Put>) {
 /// Runs sgcache on `input`, SIGKILLing it after `kill_after` (None: let it finish). Returns
 /// the IDs of the puts acknowledged (a reply with `DiskPath`) before it died.
 fn run_storm(dir: &Path, input: Vec<u8>, kill_after: Option<Duration>) -> Vec<i64> {
-    let mut child = Command::new(common::bin())
-        .env("SGCACHE_DIR", dir)
-        .env_remove("SGCACHE_REMOTE")
-        .env_remove("SGCACHE_MAX_SIZE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let mut child = common::serve_cmd(dir)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -473,25 +468,8 @@ fn empty_index_entry_left_by_a_kill_is_a_miss_not_corruption() {
         "{{\"ID\":1,\"Command\":\"get\",\"ActionID\":\"{}\"}}\n\n",
         B64.encode_to_string(action)
     );
-    let mut child = Command::new(common::bin())
-        .env("SGCACHE_DIR", &dir)
-        .env_remove("SGCACHE_REMOTE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(get.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("\"Miss\":true"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = common::serve_input(&dir, get.into_bytes());
+    assert!(out.raw.contains("\"Miss\":true"), "{}", out.raw);
     let (problems, v) = sgcache_verify(&dir);
     assert_eq!(
         problems, 0,

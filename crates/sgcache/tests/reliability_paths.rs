@@ -9,9 +9,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use base64_simd::STANDARD as B64;
 use sha2::{Digest, Sha256};
@@ -39,26 +37,7 @@ fn get(id: i64, action: &[u8; 32]) -> String {
 }
 
 fn serve(dir: &Path, input: String) -> Vec<serde_json::Value> {
-    let mut child = Command::new(common::bin())
-        .env("SGCACHE_DIR", dir)
-        .env_remove("SGCACHE_REMOTE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::serve_input(dir, input.into_bytes()).replies
 }
 
 fn hexs(b: &[u8]) -> String {

@@ -9,10 +9,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use base64_simd::STANDARD as B64;
 use sha2::{Digest, Sha256};
 
@@ -51,83 +47,6 @@ fn get(id: i64) -> String {
 }
 
 const CLOSE: &str = "{\"ID\":999,\"Command\":\"close\"}\n\n";
-
-struct Outcome {
-    code: i32,
-    signaled: bool,
-    maxrss_kb: i64,
-    replies: Vec<serde_json::Value>,
-    stderr: String,
-}
-
-/// Runs sgcache on `input` and reaps it with wait4 to get its own peak RSS.
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which std cannot see
-fn run(dir: &Path, input: Vec<u8>) -> Outcome {
-    let mut child = Command::new(common::bin())
-        .env("SGCACHE_DIR", dir)
-        .env_remove("SGCACHE_REMOTE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut v);
-        v
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own unreaped child; status and ru are valid for writes.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    assert_eq!(r, pid, "wait4");
-    let _ = feeder.join();
-    let out = out_t.join().unwrap();
-    let err = err_t.join().unwrap();
-    let text = String::from_utf8(out).expect("replies are UTF-8");
-    let replies = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("reply {l:?} is not JSON: {e}")))
-        .collect();
-    Outcome {
-        code: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-        signaled: libc::WIFSIGNALED(status),
-        maxrss_kb: ru.ru_maxrss,
-        replies,
-        stderr: String::from_utf8_lossy(&err).into_owned(),
-    }
-}
-
-/// Files under the 256 subdirectories: entries and temp files.
-fn files(dir: &Path) -> Vec<String> {
-    let mut v = Vec::new();
-    for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = sub.file_name().to_string_lossy().into_owned();
-        if name.len() == 2 && sub.path().is_dir() {
-            for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
-                v.push(f.file_name().to_string_lossy().into_owned());
-            }
-        }
-    }
-    v
-}
 
 struct Case {
     name: &'static str,
@@ -529,17 +448,17 @@ fn hostile_streams() {
     let mut max_rss = 0;
     for case in &cases {
         let tmp = tempfile::tempdir().unwrap();
-        let o = run(tmp.path(), case.input.clone());
+        let o = common::serve_input(tmp.path(), case.input.clone());
         max_rss = max_rss.max(o.maxrss_kb);
         let mut bad = Vec::new();
-        if o.signaled || o.stderr.contains("panicked") || o.code == 101 {
+        if o.signaled || o.stderr.contains("panicked") || o.code == Some(101) {
             bad.push(format!(
-                "crashed (code {}, signaled {})",
+                "crashed (code {:?}, signaled {})",
                 o.code, o.signaled
             ));
         }
-        if o.code != case.exit {
-            bad.push(format!("exit {} want {}", o.code, case.exit));
+        if o.code != Some(case.exit) {
+            bad.push(format!("exit {:?} want {}", o.code, case.exit));
         }
         if o.maxrss_kb > 64 * 1024 {
             bad.push(format!("peak RSS {} KiB", o.maxrss_kb));
@@ -579,7 +498,7 @@ fn hostile_streams() {
                 bad.push(format!("unexpected reply {r}"));
             }
         }
-        let f = files(tmp.path());
+        let f = common::cache_files(tmp.path());
         if f.len() != case.files || f.iter().any(|n| n.contains(".tmp-")) {
             bad.push(format!("cache holds {f:?}, want {} entries", case.files));
         }

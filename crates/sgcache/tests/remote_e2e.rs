@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{compiles, go, have_go, run_ok, write_module};
+use common::{build_x as build, compiles, have_go, run_ok, summary, write_module};
 
 /// Remote URL plus the environment its credentials need.
 struct Backend {
@@ -99,17 +99,9 @@ fn go_remote(
     namespace: &str,
     extra: &[(&str, &str)],
 ) -> Command {
-    let mut c = go(module, cache, true);
-    c.env("SGCACHE_REMOTE", &b.url)
-        .env("SGCACHE_NAMESPACE", namespace)
-        .env("SGCACHE_VERBOSE", "1")
-        .env("SGCACHE_UPLOAD_DEADLINE", "60s");
-    for (k, v) in &b.env {
-        c.env(k, v);
-    }
-    for (k, v) in extra {
-        c.env(k, v);
-    }
+    let mut c = common::go_remote(module, cache, &b.url, namespace);
+    c.envs(b.env.iter().map(|(k, v)| (k, v)));
+    c.envs(extra.iter().copied());
     c
 }
 
@@ -127,25 +119,6 @@ fn write_tiny_module(root: &Path, flavour: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, body).unwrap();
     }
-}
-
-fn build(c: &mut Command) -> Output {
-    c.args(["build", "-x", "./..."]);
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn summary(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.starts_with("sgcache"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Every backend: A builds and uploads, B starts fresh and compiles nothing.
@@ -443,14 +416,7 @@ fn manifest_prefetch_fetches_ahead() {
         .count();
     assert_eq!(manifests, 1, "one manifest stored");
 
-    let prefetched = |out: &Output| -> usize {
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .find_map(|l| l.split(" prefetch_lookups=").nth(1))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
+    let prefetched = |out: &Output| common::summary_counter(out, "prefetch_lookups");
     let out = build(&mut go_remote(
         &module,
         &tmp.path().join("b"),

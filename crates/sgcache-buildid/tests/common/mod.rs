@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: finding the Go toolchain and its test data.
 #![allow(dead_code)]
 
+pub mod go;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;

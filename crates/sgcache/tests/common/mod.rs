@@ -2,6 +2,8 @@
 //! small Go module to build.
 #![allow(dead_code, clippy::print_stderr)]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -60,6 +62,50 @@ pub fn run_ok(mut c: Command) -> Output {
     out
 }
 
+/// A go command through sgcache with the remote `url` in `namespace`, with the summary
+/// line on (`SGCACHE_VERBOSE`) and a generous upload deadline.
+pub fn go_remote(dir: &Path, cache: &Path, url: &str, namespace: &str) -> Command {
+    let mut c = go(dir, cache, true);
+    c.env("SGCACHE_REMOTE", url)
+        .env("SGCACHE_NAMESPACE", namespace)
+        .env("SGCACHE_VERBOSE", "1")
+        .env("SGCACHE_UPLOAD_DEADLINE", "60s");
+    c
+}
+
+/// `go build -x ./...`, required to succeed.
+pub fn build_x(c: &mut Command) -> Output {
+    c.args(["build", "-x", "./..."]);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The sgcache lines (summary, warnings) of a go command's stderr.
+pub fn summary(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("sgcache"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A counter from the `SGCACHE_VERBOSE` summary line (`name=N`; remote counters appear
+/// without their `remote_` prefix), summed over every sgcache the go command started.
+pub fn summary_counter(out: &Output, name: &str) -> u64 {
+    let key = format!(" {name}=");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("sgcache: "))
+        .filter_map(|l| l.split(&key).nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Number of compiler invocations in `go build -x` output.
 pub fn compiles(stderr: &[u8]) -> usize {
     String::from_utf8_lossy(stderr)
@@ -110,6 +156,117 @@ pub fn write_cgo_module(root: &Path) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, body).unwrap();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving a byte stream (tests/protocol.rs, tests/reliability_*.rs).
+
+/// `sgcache` serving the local tier `dir` (no remote, no size cap), stdin and stdout
+/// piped, stderr piped.
+pub fn serve_cmd(dir: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env("SGCACHE_DIR", dir)
+        .env_remove("SGCACHE_REMOTE")
+        .env_remove("SGCACHE_MAX_SIZE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// One run of sgcache over a whole input stream.
+#[derive(Debug)]
+pub struct Served {
+    /// Exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
+    pub signaled: bool,
+    /// Peak RSS of the sgcache process itself (`wait4`), KiB.
+    pub maxrss_kb: i64,
+    /// Stdout as it came.
+    pub raw: String,
+    /// Stdout, one JSON value per line.
+    pub replies: Vec<serde_json::Value>,
+    pub stderr: String,
+}
+
+impl Served {
+    /// The reply with `ID` `id`.
+    pub fn reply(&self, id: i64) -> &serde_json::Value {
+        self.replies
+            .iter()
+            .find(|r| r["ID"] == id)
+            .unwrap_or_else(|| panic!("no reply to {id}: {}", self.raw))
+    }
+
+    /// The `Err` of the reply to `id`.
+    pub fn err(&self, id: i64) -> String {
+        self.reply(id)["Err"]
+            .as_str()
+            .unwrap_or_else(|| panic!("reply {id} is not an error: {}", self.raw))
+            .to_owned()
+    }
+}
+
+/// Runs sgcache on `input` (fed from a thread, so a reply-heavy stream cannot deadlock)
+/// and reaps it with `wait4` to get its own peak RSS.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which std cannot see
+pub fn serve_input(dir: &Path, input: Vec<u8>) -> Served {
+    use std::io::{Read, Write};
+    let mut child = serve_cmd(dir).spawn().expect("spawn sgcache");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        // Fails with EPIPE if sgcache stops reading early; what it answered still counts.
+        let _ = stdin.write_all(&input);
+    });
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own unreaped child; status and ru are valid for writes.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid, "wait4");
+    let _ = feeder.join();
+    let raw = String::from_utf8(out_t.join().unwrap()).expect("replies are UTF-8");
+    let replies = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("reply {l:?} is not JSON: {e}")))
+        .collect();
+    Served {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        signaled: libc::WIFSIGNALED(status),
+        maxrss_kb: ru.ru_maxrss,
+        raw,
+        replies,
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+    }
+}
+
+/// Names of the files in the 256 subdirectories of a local tier (entries and temp
+/// files), sorted.
+pub fn cache_files(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = sub.file_name().to_string_lossy().into_owned();
+        if name.len() == 2 && sub.path().is_dir() {
+            for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
+                v.push(f.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    v.sort();
+    v
 }
 
 // ---------------------------------------------------------------------------------------------
