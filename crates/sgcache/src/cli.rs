@@ -107,7 +107,8 @@ pub struct GlobalArgs {
     pub remote_timeout: Duration,
 
     /// How long the end of a go command waits for queued uploads; what is left is dropped
-    /// (and stays in the local cache).
+    /// (and stays in the local cache). With a daemon, the go command does not wait: this
+    /// bounds the daemon's own drain when it exits.
     #[arg(long = "upload-deadline", global = true, env = "SGCACHE_UPLOAD_DEADLINE",
           value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub upload_deadline: Duration,
@@ -123,7 +124,8 @@ pub struct GlobalArgs {
     pub upload_queue: u32,
 
     /// Consecutive remote failures after which the remote is switched off for the rest of
-    /// the run (one warning line; gets become misses, puts stay local). 0 = never.
+    /// the run, or of the daemon's life (one warning line; gets become misses, puts stay
+    /// local). 0 = never.
     #[arg(
         long = "breaker-threshold",
         global = true,

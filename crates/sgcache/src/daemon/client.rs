@@ -271,9 +271,11 @@ impl DaemonClient {
         let mut timed_out = false;
         {
             let mut st = lock(&i.state);
-            while !i.broken.load(Ordering::SeqCst)
-                && !(st.bye_acked && st.uploads.is_empty() && st.lookups.is_empty())
-            {
+            loop {
+                let settled = st.bye_acked && st.uploads.is_empty() && st.lookups.is_empty();
+                if settled || i.broken.load(Ordering::SeqCst) {
+                    break;
+                }
                 // Lookups have their own (longer) deadline, watched by the reader thread.
                 let wait = if st.lookups.is_empty() {
                     deadline.saturating_duration_since(Instant::now())
