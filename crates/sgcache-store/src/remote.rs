@@ -493,6 +493,11 @@ impl Remote {
         }
     }
 
+    /// Uploads queued or running right now.
+    pub fn pending_uploads(&self) -> u64 {
+        self.s().pending.load(Ordering::SeqCst)
+    }
+
     /// Counters for stats and the summary line.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
         let s = self.s();

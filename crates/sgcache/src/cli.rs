@@ -107,7 +107,8 @@ pub struct GlobalArgs {
     pub remote_timeout: Duration,
 
     /// How long the end of a go command waits for queued uploads; what is left is dropped
-    /// (and stays in the local cache).
+    /// (and stays in the local cache). With a daemon, the go command does not wait: this
+    /// bounds the daemon's own drain when it exits.
     #[arg(long = "upload-deadline", global = true, env = "SGCACHE_UPLOAD_DEADLINE",
           value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub upload_deadline: Duration,
@@ -123,7 +124,8 @@ pub struct GlobalArgs {
     pub upload_queue: u32,
 
     /// Consecutive remote failures after which the remote is switched off for the rest of
-    /// the run (one warning line; gets become misses, puts stay local). 0 = never.
+    /// the run, or of the daemon's life (one warning line; gets become misses, puts stay
+    /// local). 0 = never.
     #[arg(
         long = "breaker-threshold",
         global = true,
@@ -150,6 +152,25 @@ pub struct GlobalArgs {
         value_name = "KEY"
     )]
     pub manifest_key: Option<String>,
+
+    /// Shared daemon (`sgcache daemon`) for remote work: `off` = always in-process; `on` = use
+    /// a daemon already running for this configuration, else in-process; `auto` = also start
+    /// one (detached) when none runs. Local hits never go through the daemon. Without a remote
+    /// there is nothing to share and this is ignored.
+    #[arg(
+        long,
+        global = true,
+        env = "SGCACHE_DAEMON",
+        value_name = "off|on|auto",
+        default_value = "on",
+        value_enum
+    )]
+    pub daemon: DaemonMode,
+
+    /// A daemon exits after this long without a client, once its upload queue is drained.
+    #[arg(long = "daemon-idle", global = true, env = "SGCACHE_DAEMON_IDLE", value_name = "DUR",
+          default_value = "10m", value_parser = parse_duration)]
+    pub daemon_idle: Duration,
 
     /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `debug`).
     #[arg(
@@ -183,9 +204,34 @@ pub enum Command {
     /// Show cache entries: output id, size, time, kind, and for Go archives the build ID
     /// and `go object` header.
     Inspect(crate::cmd::inspect::InspectArgs),
+    /// Run the shared daemon for this configuration in the foreground (GOCACHEPROG clients
+    /// hand it their remote work). Exits after SGCACHE_DAEMON_IDLE without clients.
+    Daemon(DaemonArgs),
     /// Print the configuration table (markdown) generated from this declaration.
     #[command(name = "config-table", hide = true)]
     ConfigTable,
+}
+
+/// How a serving sgcache uses the shared daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DaemonMode {
+    /// Never: remote work is done in-process.
+    Off,
+    /// Use a running daemon for this configuration if there is one.
+    On,
+    /// Use one, starting it when none runs.
+    Auto,
+}
+
+/// `sgcache daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Print the running daemon's state (JSON) instead of starting one; exit 1 if none runs.
+    #[arg(long, conflicts_with = "stop")]
+    pub status: bool,
+    /// Ask the running daemon to exit (after draining its uploads).
+    #[arg(long)]
+    pub stop: bool,
 }
 
 /// `sgcache stats`.

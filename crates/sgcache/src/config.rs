@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use sgcache_store::{Mode, RemoteConfig};
 
-use crate::cli::GlobalArgs;
+use crate::cli::{DaemonMode, GlobalArgs};
 
 /// The typed, resolved configuration.
 #[derive(Debug, Clone)]
@@ -25,6 +25,15 @@ pub struct Config {
     pub prefetch: bool,
     /// The build context's manifest name.
     pub manifest: [u8; 32],
+    /// Whether to use (or start) the shared daemon.
+    pub daemon: DaemonMode,
+    /// The daemon's idle timeout.
+    pub daemon_idle: std::time::Duration,
+    /// `$XDG_RUNTIME_DIR`, where daemon sockets live when set.
+    pub runtime_dir: Option<PathBuf>,
+    /// The configuration hash a daemon and its clients must agree on; `None` without a
+    /// remote (nothing to share). See [`daemon_key`].
+    pub daemon_key: Option<[u8; 32]>,
 }
 
 impl Config {
@@ -84,6 +93,14 @@ impl Config {
             }
             r
         });
+        #[allow(clippy::disallowed_methods)]
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let daemon_key = remote
+            .as_ref()
+            .map(|r| daemon_key(&dir, r, &credentials_fingerprint()));
         Ok(Config {
             dir,
             max_size: g.max_size,
@@ -91,8 +108,81 @@ impl Config {
             remote,
             prefetch: g.prefetch,
             manifest: manifest_name(g.manifest_key.as_deref()),
+            daemon: g.daemon,
+            daemon_idle: g.daemon_idle,
+            runtime_dir,
+            daemon_key,
         })
     }
+}
+
+/// The configuration hash of the shared daemon: everything that changes what is served or
+/// who it is served as. The local directory (canonical), the remote URL and its extra keys,
+/// namespaces, the signing key (hashed: the key itself never leaves this process), the
+/// mode, compression, the credentials the backends read from the environment (hashed), and
+/// the sgcache version. Timeouts and queue sizes are the daemon's own.
+pub fn daemon_key(dir: &std::path::Path, r: &RemoteConfig, credentials: &[u8; 32]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let field = |h: &mut sha2::Sha256, k: &str, v: &[u8]| {
+        h.update(k.as_bytes());
+        h.update((v.len() as u64).to_le_bytes());
+        h.update(v);
+    };
+    field(
+        &mut h,
+        "sgcache-daemon",
+        env!("CARGO_PKG_VERSION").as_bytes(),
+    );
+    field(&mut h, "dir", dir.as_os_str().as_encoded_bytes());
+    field(&mut h, "url", r.url.as_bytes());
+    for (k, v) in &r.extra {
+        field(&mut h, "extra", format!("{k}={v}").as_bytes());
+    }
+    field(&mut h, "ns", r.namespace.as_bytes());
+    for ns in &r.read_namespaces {
+        field(&mut h, "read-ns", ns.as_bytes());
+    }
+    let key: [u8; 32] = match &r.signing_key {
+        Some(k) => sha2::Sha256::digest(k).into(),
+        None => [0; 32],
+    };
+    field(&mut h, "signing-key", &key);
+    field(&mut h, "mode", format!("{:?}", r.mode).as_bytes());
+    field(
+        &mut h,
+        "compression",
+        format!("{:?}", r.compression_level).as_bytes(),
+    );
+    field(&mut h, "credentials", credentials);
+    h.finalize().into()
+}
+
+/// A hash of the credential variables the remote backends read from the environment, so
+/// two users of one machine account with different credentials never share a daemon.
+fn credentials_fingerprint() -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "ACTIONS_CACHE_URL",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_RESULTS_URL",
+    ] {
+        #[allow(clippy::disallowed_methods)]
+        let v = std::env::var_os(var).unwrap_or_default();
+        h.update(var.as_bytes());
+        h.update((v.len() as u64).to_le_bytes());
+        h.update(v.as_encoded_bytes());
+    }
+    h.finalize().into()
 }
 
 /// The manifest name: `SGCACHE_MANIFEST_KEY`, else what identifies a build context. The go

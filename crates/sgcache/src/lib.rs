@@ -6,5 +6,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod serve;
 pub mod tier;
+pub mod work;

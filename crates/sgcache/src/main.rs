@@ -4,7 +4,7 @@
 //! through `tracing`. Exit codes: 0 success, 1 a command failed (or the protocol
 //! stream was not the protocol), 2 bad usage or configuration.
 
-use sgcache::{cmd, config, serve, tier};
+use sgcache::{cmd, config, daemon, serve, tier, work};
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -66,6 +66,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Buildid(args) => cmd::buildid::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args, &Config::resolve(&cli.global)?.dir),
         Command::Doctor => cmd::doctor::run(&Config::resolve(&cli.global)?),
+        Command::Daemon(args) => daemon::run(&Config::resolve(&cli.global)?, &args),
         Command::Clean => cmd::maintain::clean(&Config::resolve(&cli.global)?),
     }
 }
@@ -75,20 +76,10 @@ fn serve_stdio(cfg: &Config) -> Result<ExitCode> {
     let disk = sgcache_disk::DiskCache::open_for_serving(&cfg.dir)
         .with_context(|| format!("opening the local cache `{}`", cfg.dir.display()))?;
     let disk = std::sync::Arc::new(disk);
-    let remote = match &cfg.remote {
-        None => None,
-        Some(rc) => match sgcache_store::Remote::new(rc.clone()) {
-            Ok(r) => Some(
-                tier::RemoteTier::new(r)
-                    .context("starting the remote tier")?
-                    .with_manifest(cfg.manifest, cfg.prefetch, disk.clone()),
-            ),
-            Err(e) => {
-                // A misconfigured remote must not fail the build: say so once, serve locally.
-                tracing::warn!("remote disabled: {e}");
-                None
-            }
-        },
+    // Remote work goes to the shared daemon when there is one, else stays in-process.
+    let remote = match daemon::DaemonClient::connect(cfg, disk.clone()) {
+        Some(d) => Some(work::RemoteWork::Daemon(d)),
+        None => tier::in_process(cfg, disk.clone()).map(work::RemoteWork::InProcess),
     };
     let mut server = serve::Server::new(disk, cfg.max_size, remote);
     if cfg.verbose {

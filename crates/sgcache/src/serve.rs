@@ -29,7 +29,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::tier::RemoteTier;
+use crate::work::RemoteWork;
 use sgcache_disk::{Counters, DiskCache, Id};
 use sgcache_protocol::{
     BodyError, CodecError, Command, Frame, Request, RequestReader, Response, ResponseWriter,
@@ -45,7 +45,7 @@ pub struct Server {
     max_size: Option<u64>,
     stats: Arc<Stats>,
     disk_warned: AtomicBool,
-    remote: Option<RemoteTier>,
+    remote: Option<RemoteWork>,
     /// Print the summary line at the end, timed from this instant.
     summary_since: Option<Instant>,
 }
@@ -95,7 +95,7 @@ pub enum Ending {
 
 impl Server {
     /// A server over an opened local tier.
-    pub fn new(disk: Arc<DiskCache>, max_size: Option<u64>, remote: Option<RemoteTier>) -> Self {
+    pub fn new(disk: Arc<DiskCache>, max_size: Option<u64>, remote: Option<RemoteWork>) -> Self {
         Server {
             disk,
             max_size,
@@ -120,7 +120,6 @@ impl Server {
         R: Read,
         W: Write + Send + 'static,
     {
-        let _runtime = self.remote.as_ref().map(|r| r.enter());
         let replies: Arc<Replies> = Arc::new(Replies::new(Box::new(output)));
         // The handshake goes first, before any request is read.
         replies.send(&Response::handshake(), true);
@@ -220,7 +219,7 @@ impl Server {
             && let Some(remote) = &self.remote
         {
             let (id, replies, stats) = (req.id, replies.clone(), self.stats.clone());
-            remote.lookup(self.disk.clone(), action, move |found| {
+            remote.lookup(action, move |found| {
                 replies.send(&reply(&stats, id, found), true);
             });
             return None;
@@ -308,7 +307,6 @@ impl Server {
         }
     }
 
-    /// End-of-run work: wait for remote work, trim if due, persist counters.
     /// Delivers what the remote tier still holds (manifest, queued uploads).
     fn finish_remote(&self) {
         if let Some(remote) = &self.remote {
@@ -353,7 +351,7 @@ impl Server {
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut remote = String::new();
         if let Some(r) = &self.remote {
-            remote.push_str("; remote");
+            remote.push_str(&format!("; remote ({})", r.describe()));
             for (name, n) in r.counters() {
                 let name = name.strip_prefix("remote_").unwrap_or(name);
                 remote.push_str(&format!(" {name}={n}"));

@@ -39,26 +39,83 @@ const PREFETCH_TIME: Duration = Duration::from_secs(120);
 /// Prefetch stops after this many bytes.
 const PREFETCH_BYTES: u64 = 8 << 30;
 
-type Found = Option<(Entry, PathBuf)>;
+pub(crate) type Found = Option<(Entry, PathBuf)>;
 
 /// Actions used, in order of first use.
-type Used = (Vec<Id>, std::collections::HashSet<Id>);
+pub(crate) type Used = (Vec<Id>, std::collections::HashSet<Id>);
 
-fn note(used: &Mutex<Used>, action: Id) {
+pub(crate) fn note(used: &Mutex<Used>, action: Id) {
     let mut g = used.lock().unwrap_or_else(|p| p.into_inner());
     if g.1.insert(action) {
         g.0.push(action);
     }
 }
 
-/// The remote tier plus the runtime it runs on.
-#[derive(Debug)]
-pub struct RemoteTier {
+/// What every lookup of one process shares: the remote, the local tier, and the
+/// single-flight maps, so concurrent lookups of one action (from this run, its prefetch or,
+/// in the daemon, another go command) share one lookup and one download.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
     remote: Remote,
-    rt: Runtime,
-    inflight: Mutex<Vec<JoinHandle<()>>>,
+    disk: Arc<DiskCache>,
     downloads: Arc<SingleFlight<Id, Option<PathBuf>>>,
     lookups: Arc<SingleFlight<Id, Found>>,
+}
+
+impl Fetcher {
+    /// A fetcher writing verified remote hits into `disk`.
+    pub fn new(remote: Remote, disk: Arc<DiskCache>) -> Fetcher {
+        Fetcher {
+            remote,
+            disk,
+            downloads: Arc::new(SingleFlight::new()),
+            lookups: Arc::new(SingleFlight::new()),
+        }
+    }
+
+    /// The remote.
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// The local tier.
+    pub fn disk(&self) -> &Arc<DiskCache> {
+        &self.disk
+    }
+
+    /// Looks `action` up remotely; on a verified hit the entry is in the local tier when
+    /// this returns.
+    pub async fn lookup(&self, action: Id) -> Found {
+        let this = self.clone();
+        self.lookups
+            .run(action, async move {
+                fetch(&this.remote, &this.downloads, this.disk.clone(), action).await
+            })
+            .await
+    }
+
+    /// Loads the manifest `name` into `previous` and looks up what the local tier lacks.
+    pub(crate) async fn prefetch(
+        &self,
+        name: Id,
+        previous: Arc<Mutex<Vec<Id>>>,
+        counts: Arc<PrefetchCounts>,
+    ) {
+        let list = self.remote.get_manifest(&name).await;
+        counts
+            .manifest_entries
+            .store(list.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        *previous.lock().unwrap_or_else(|p| p.into_inner()) = list.clone();
+        prefetch_all(self.clone(), list, counts).await;
+    }
+}
+
+/// The remote tier plus the runtime it runs on, for one run served in-process.
+#[derive(Debug)]
+pub struct RemoteTier {
+    fetcher: Fetcher,
+    rt: Runtime,
+    inflight: Mutex<Vec<JoinHandle<()>>>,
     /// The build context's manifest name, when manifests are on.
     manifest: Option<Id>,
     /// Actions this run used, in order of first use.
@@ -72,31 +129,49 @@ pub struct RemoteTier {
 
 /// Prefetch counters, and how long gets waited on the remote.
 #[derive(Debug, Default)]
-struct PrefetchCounts {
-    manifest_entries: std::sync::atomic::AtomicU64,
-    started: std::sync::atomic::AtomicU64,
-    found: std::sync::atomic::AtomicU64,
+pub(crate) struct PrefetchCounts {
+    pub(crate) manifest_entries: std::sync::atomic::AtomicU64,
+    pub(crate) started: std::sync::atomic::AtomicU64,
+    pub(crate) found: std::sync::atomic::AtomicU64,
     /// Gets whose reply waited on the remote (a local miss looked up remotely, including
     /// one that joined a prefetch lookup in flight), and their total wait.
-    get_waits: std::sync::atomic::AtomicU64,
-    get_wait_us: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) get_waits: std::sync::atomic::AtomicU64,
+    pub(crate) get_wait_us: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PrefetchCounts {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 5] {
+        use std::sync::atomic::Ordering::Relaxed;
+        [
+            (
+                "prefetch_manifest_entries",
+                self.manifest_entries.load(Relaxed),
+            ),
+            ("prefetch_lookups", self.started.load(Relaxed)),
+            ("prefetch_found", self.found.load(Relaxed)),
+            ("get_remote_waits", self.get_waits.load(Relaxed)),
+            ("get_remote_wait_ms", self.get_wait_us.load(Relaxed) / 1000),
+        ]
+    }
+}
+
+/// The runtime remote work runs on: few threads, because the work is I/O and the go
+/// command needs the cores.
+pub(crate) fn runtime(name: &str) -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
 }
 
 impl RemoteTier {
-    /// Starts the runtime (two worker threads: the work is I/O, and the go command
-    /// needs the cores).
-    pub fn new(remote: Remote) -> std::io::Result<RemoteTier> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sgcache-remote")
-            .enable_all()
-            .build()?;
+    /// Starts the runtime (two worker threads).
+    pub fn new(remote: Remote, disk: Arc<DiskCache>) -> std::io::Result<RemoteTier> {
         Ok(RemoteTier {
-            remote,
-            rt,
+            fetcher: Fetcher::new(remote, disk),
+            rt: runtime("sgcache-remote")?,
             inflight: Mutex::new(Vec::new()),
-            downloads: Arc::new(SingleFlight::new()),
-            lookups: Arc::new(SingleFlight::new()),
             manifest: None,
             served: Arc::new(Mutex::new(Default::default())),
             previous: Arc::new(Mutex::new(Vec::new())),
@@ -107,20 +182,14 @@ impl RemoteTier {
 
     /// Turns on manifests for the build context `name`; with `prefetch`, starts fetching
     /// what the last runs in this context used.
-    pub fn with_manifest(mut self, name: Id, prefetch: bool, disk: Arc<DiskCache>) -> Self {
+    pub fn with_manifest(mut self, name: Id, prefetch: bool) -> Self {
         self.manifest = Some(name);
         if prefetch {
-            let (remote, previous) = (self.remote.clone(), self.previous.clone());
-            let (downloads, lookups) = (self.downloads.clone(), self.lookups.clone());
+            let (fetcher, previous) = (self.fetcher.clone(), self.previous.clone());
             let counts = self.prefetch_counts.clone();
-            let task = self.rt.spawn(async move {
-                let list = remote.get_manifest(&name).await;
-                counts
-                    .manifest_entries
-                    .store(list.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                *previous.lock().unwrap_or_else(|p| p.into_inner()) = list.clone();
-                prefetch_all(remote, downloads, lookups, disk, list, counts).await;
-            });
+            let task = self
+                .rt
+                .spawn(async move { fetcher.prefetch(name, previous, counts).await });
             *self.prefetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         }
         self
@@ -128,17 +197,8 @@ impl RemoteTier {
 
     /// Counters for the stats file and the summary line: the remote's, then prefetch's.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let mut v = self.remote.counters();
-        let c = &self.prefetch_counts;
-        v.push((
-            "prefetch_manifest_entries",
-            c.manifest_entries.load(Relaxed),
-        ));
-        v.push(("prefetch_lookups", c.started.load(Relaxed)));
-        v.push(("prefetch_found", c.found.load(Relaxed)));
-        v.push(("get_remote_waits", c.get_waits.load(Relaxed)));
-        v.push(("get_remote_wait_ms", c.get_wait_us.load(Relaxed) / 1000));
+        let mut v = self.fetcher.remote.counters();
+        v.extend(self.prefetch_counts.counters());
         v
     }
 
@@ -149,33 +209,17 @@ impl RemoteTier {
         }
     }
 
-    /// Enters the runtime on the calling thread (so uploads can be queued from it).
-    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
-        self.rt.enter()
-    }
-
     /// Looks `action` up remotely in the background and calls `done` with the local
     /// entry and path on a verified hit, or `None`.
-    pub fn lookup(
-        &self,
-        disk: Arc<DiskCache>,
-        action: Id,
-        done: impl FnOnce(Option<(Entry, PathBuf)>) + Send + 'static,
-    ) {
-        let remote = self.remote.clone();
-        let downloads = self.downloads.clone();
-        let lookups = self.lookups.clone();
+    pub fn lookup(&self, action: Id, done: impl FnOnce(Found) + Send + 'static) {
+        let fetcher = self.fetcher.clone();
         let used = self.manifest.is_some().then(|| self.served.clone());
         let c = &self.prefetch_counts;
         c.get_waits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (waited, since) = (c.get_wait_us.clone(), Instant::now());
         let task = self.rt.spawn(async move {
-            let found = lookups
-                .run(action, async move {
-                    fetch(&remote, &downloads, disk, action).await
-                })
-                .await;
+            let found = fetcher.lookup(action).await;
             if let (Some(used), Some(_)) = (&used, &found) {
                 note(used, action);
             }
@@ -192,9 +236,11 @@ impl RemoteTier {
         v.push(task);
     }
 
-    /// Queues the upload of a fresh local entry.
+    /// Queues the upload of a fresh local entry (from any thread).
     pub fn upload(&self, action: Id, out: Id, size: u64, time_nanos: i64, path: PathBuf) {
-        self.remote
+        let _rt = self.rt.enter();
+        self.fetcher
+            .remote
             .enqueue_upload(action, out, size, time_nanos, path);
     }
 
@@ -210,7 +256,12 @@ impl RemoteTier {
             p.abort();
         }
         let tasks = std::mem::take(&mut *self.inflight.lock().unwrap_or_else(|p| p.into_inner()));
-        let manifest = self.manifest.map(|name| (name, self.manifest_list()));
+        let manifest = self.manifest.map(|name| {
+            let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+            let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+            (name, merge_manifest(&served, &previous))
+        });
+        let remote = &self.fetcher.remote;
         self.rt.block_on(async {
             for t in tasks {
                 let _ = t.await;
@@ -218,43 +269,40 @@ impl RemoteTier {
             if let Some((name, list)) = manifest
                 && !list.is_empty()
             {
-                let deadline = self.remote.config().upload_deadline;
-                match tokio::time::timeout(deadline, self.remote.put_manifest(&name, &list)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!("remote: storing the manifest: {e}"),
-                    Err(_) => tracing::debug!("remote: storing the manifest timed out"),
-                }
+                store_manifest(remote, &name, &list).await;
             }
-            self.remote.drain().await
+            remote.drain().await
         })
-    }
-
-    /// This run's actions first, then the previous manifest's others, capped.
-    fn manifest_list(&self) -> Vec<Id> {
-        let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
-        if served.0.is_empty() {
-            return Vec::new();
-        }
-        let mut list = served.0.clone();
-        let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
-        list.extend(previous.iter().filter(|a| !served.1.contains(*a)));
-        list.truncate(sgcache_store::MANIFEST_MAX);
-        if list == *previous {
-            // Same actions in the same order: nothing to store.
-            return Vec::new();
-        }
-        list
     }
 }
 
-async fn prefetch_all(
-    remote: Remote,
-    downloads: Arc<SingleFlight<Id, Option<PathBuf>>>,
-    lookups: Arc<SingleFlight<Id, Found>>,
-    disk: Arc<DiskCache>,
-    list: Vec<Id>,
-    counts: Arc<PrefetchCounts>,
-) {
+/// Stores a manifest, bounded by the upload deadline; failures only cost prefetch later.
+pub(crate) async fn store_manifest(remote: &Remote, name: &Id, list: &[Id]) {
+    let deadline = remote.config().upload_deadline;
+    match tokio::time::timeout(deadline, remote.put_manifest(name, list)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("remote: storing the manifest: {e}"),
+        Err(_) => tracing::debug!("remote: storing the manifest timed out"),
+    }
+}
+
+/// The manifest to store: this run's actions first, then the previous manifest's others,
+/// capped; empty when there is nothing new to store.
+pub(crate) fn merge_manifest(served: &Used, previous: &[Id]) -> Vec<Id> {
+    if served.0.is_empty() {
+        return Vec::new();
+    }
+    let mut list = served.0.clone();
+    list.extend(previous.iter().filter(|a| !served.1.contains(*a)));
+    list.truncate(sgcache_store::MANIFEST_MAX);
+    if list == previous {
+        // Same actions in the same order: nothing to store.
+        return Vec::new();
+    }
+    list
+}
+
+async fn prefetch_all(fetcher: Fetcher, list: Vec<Id>, counts: Arc<PrefetchCounts>) {
     use std::sync::atomic::Ordering::Relaxed;
     let started = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(PREFETCH_CONCURRENCY));
@@ -262,11 +310,10 @@ async fn prefetch_all(
     let mut set = tokio::task::JoinSet::new();
     let mut queued = 0usize;
     for action in list {
-        if started.elapsed() > PREFETCH_TIME
-            || bytes.load(std::sync::atomic::Ordering::Relaxed) > PREFETCH_BYTES
-        {
+        if started.elapsed() > PREFETCH_TIME || bytes.load(Relaxed) > PREFETCH_BYTES {
             break;
         }
+        let disk = &fetcher.disk;
         if matches!(disk.get(&action), Ok(Some(e)) if disk.find_output(&e.output_id, e.size).is_some())
         {
             continue;
@@ -274,17 +321,11 @@ async fn prefetch_all(
         let Ok(permit) = sem.clone().acquire_owned().await else {
             break;
         };
-        let (remote, downloads, disk) = (remote.clone(), downloads.clone(), disk.clone());
-        let (lookups, bytes, counts) = (lookups.clone(), bytes.clone(), counts.clone());
+        let (fetcher, bytes, counts) = (fetcher.clone(), bytes.clone(), counts.clone());
         queued += 1;
         counts.started.fetch_add(1, Relaxed);
         set.spawn(async move {
-            let found = lookups
-                .run(action, async move {
-                    fetch(&remote, &downloads, disk, action).await
-                })
-                .await;
-            if let Some((e, _)) = found {
+            if let Some((e, _)) = fetcher.lookup(action).await {
                 bytes.fetch_add(e.size, Relaxed);
                 counts.found.fetch_add(1, Relaxed);
             }
@@ -353,6 +394,26 @@ async fn download(remote: &Remote, disk: &DiskCache, out: Id, size: u64) -> Opti
         Ok(false) => None,
         Err(e) => {
             tracing::debug!("remote object {}: {e}", crate::serve::short_hex(&out));
+            None
+        }
+    }
+}
+
+/// The in-process remote tier for `cfg`, or `None` without a remote or when the remote is
+/// misconfigured (said once; the build then runs on the local tier alone).
+pub fn in_process(cfg: &crate::config::Config, disk: Arc<DiskCache>) -> Option<RemoteTier> {
+    let rc = cfg.remote.as_ref()?;
+    let remote = match Remote::new(rc.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("remote disabled: {e}");
+            return None;
+        }
+    };
+    match RemoteTier::new(remote, disk) {
+        Ok(t) => Some(t.with_manifest(cfg.manifest, cfg.prefetch)),
+        Err(e) => {
+            tracing::warn!("remote disabled: starting its runtime: {e}");
             None
         }
     }

@@ -9,7 +9,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{build_x as build, compiles, have_go, run_ok, summary, write_module};
+use common::{
+    build_x as build, compiles, have_go, run_ok, summary, write_module, write_tiny_module,
+};
 
 /// Remote URL plus the environment its credentials need.
 struct Backend {
@@ -103,22 +105,6 @@ fn go_remote(
     c.envs(b.env.iter().map(|(k, v)| (k, v)));
     c.envs(extra.iter().copied());
     c
-}
-
-/// Three packages that import nothing from std: a cold build is three compiles, so every
-/// backend can run the full A → B round trip in seconds.
-fn write_tiny_module(root: &Path, flavour: &str) {
-    let files = [
-        ("go.mod", "module example.com/tiny\n\ngo 1.21\n".to_owned()),
-        ("a/a.go", format!("package a\n\n// V is a value.\nfunc V() int {{ return {} }}\n", flavour.len())),
-        ("b/b.go", "package b\n\nimport \"example.com/tiny/a\"\n\n// W doubles.\nfunc W() int { return 2 * a.V() }\n".to_owned()),
-        ("c/c.go", format!("package c\n\nimport \"example.com/tiny/b\"\n\n// X names.\nfunc X() (string, int) {{ return {flavour:?}, b.W() }}\n")),
-    ];
-    for (name, body) in files {
-        let p = root.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
 }
 
 /// Every backend: A builds and uploads, B starts fresh and compiles nothing.

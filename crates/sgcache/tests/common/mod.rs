@@ -142,6 +142,22 @@ pub fn write_module(root: &Path) {
     }
 }
 
+/// Three packages that import nothing from std: a cold build is three compiles, so every
+/// backend can run the full A → B round trip in seconds.
+pub fn write_tiny_module(root: &Path, flavour: &str) {
+    let files = [
+        ("go.mod", "module example.com/tiny\n\ngo 1.21\n".to_owned()),
+        ("a/a.go", format!("package a\n\n// V is a value.\nfunc V() int {{ return {} }}\n", flavour.len())),
+        ("b/b.go", "package b\n\nimport \"example.com/tiny/a\"\n\n// W doubles.\nfunc W() int { return 2 * a.V() }\n".to_owned()),
+        ("c/c.go", format!("package c\n\nimport \"example.com/tiny/b\"\n\n// X names.\nfunc X() (string, int) {{ return {flavour:?}, b.W() }}\n")),
+    ];
+    for (name, body) in files {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+}
+
 /// A package that imports "C" (seed 000's regression test).
 pub fn write_cgo_module(root: &Path) {
     let files: &[(&str, &str)] = &[
@@ -573,4 +589,13 @@ pub fn sigkill(pid: i32) {
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
+}
+
+/// The `SGCACHE_VERBOSE` summary line in a go command's stderr.
+pub fn summary_line(stderr: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("sgcache: "))
+        .map(str::to_owned)
 }
