@@ -90,18 +90,19 @@ if ((lat_pairs > 0)); then
   sleep 0.5
   export SGCACHE_REMOTE=${url/127.0.0.1:$target/127.0.0.1:$port}
   fresh() { # mode -> ms
-    rm -rf "$work/fresh"
-    local t0 dpid=
+    # A new directory each time, none deleted before the end (see bench/remote.sh).
+    local t0 dpid= d
+    d=$(mktemp -d "$work/fresh.XXXXXX")
     if [ "$1" = on ]; then
       # The daemon serves one local directory: start it for the fresh one (not timed).
-      GOCACHE=$work/fresh "$sg" daemon 2>>"$work/daemon2.log" &
+      GOCACHE=$d "$sg" daemon 2>>"$work/daemon2.log" &
       dpid=$!
-      for _ in $(seq 100); do GOCACHE=$work/fresh "$sg" daemon --status >/dev/null 2>&1 && break; sleep 0.05; done
+      for _ in $(seq 100); do GOCACHE=$d "$sg" daemon --status >/dev/null 2>&1 && break; sleep 0.05; done
     fi
     t0=$(now)
-    GOCACHE=$work/fresh SGCACHE_DAEMON=$1 go build std 2>"$work/fresh-$1.log"
+    GOCACHE=$d SGCACHE_DAEMON=$1 go build std 2>"$work/fresh-$1.log"
     ms_since "$t0"
-    if [ -n "$dpid" ]; then GOCACHE=$work/fresh "$sg" daemon --stop >/dev/null 2>&1 || true; wait "$dpid" || true; fi
+    if [ -n "$dpid" ]; then GOCACHE=$d "$sg" daemon --stop >/dev/null 2>&1 || true; wait "$dpid" || true; fi
   }
   : >"$work/r2"
   for i in $(seq "$lat_pairs"); do

@@ -62,19 +62,20 @@ warm_rss=$(tail -1 "$rssfile")
 
 # --- cold ------------------------------------------------------------------------------
 : >"$work/cratios"
+# Fresh directories are never deleted before the end: on ext4 without a journal, inodes
+# freed in the last minutes slow every later file creation, which would bill one side for
+# the other's `rm -rf`.
 for i in $(seq "$cold_pairs"); do
-  rm -rf "$work/c1" "$work/c2"
   if ((i % 2)); then
-    p=$(timed_build "$work/c1" ""); s=$(timed_build "$work/c2" "$sg")
+    p=$(timed_build "$work/p$i" ""); s=$(timed_build "$work/s$i" "$sg")
   else
-    s=$(timed_build "$work/c2" "$sg"); p=$(timed_build "$work/c1" "")
+    s=$(timed_build "$work/s$i" "$sg"); p=$(timed_build "$work/p$i" "")
   fi
   echo "cold pair $i: plain $p ms, sgcache $s ms"
   awk -v s="$s" -v p="$p" 'BEGIN {printf "%.4f\n", s/p}' >>"$work/cratios"
 done
 cr=$(median <"$work/cratios")
 printf 'cold go build std: ratio %s (median of %s pairs; target <= 1.02)\n' "$cr" "$cold_pairs"
-rm -rf "$work/c3"
 GOCACHE=$work/c3 GOCACHEPROG="/usr/bin/time -o $rssfile -f %M $sg" go build std
 cold_rss=$(tail -1 "$rssfile")
 printf 'peak RSS serving go build std: warm %s KiB, cold %s KiB (target <= 51200 KiB)\n' "$warm_rss" "$cold_rss"

@@ -8,6 +8,13 @@
 //! sgc1 <output id: 64 lowercase hex> <size: decimal u64> <time: decimal i64 ns>[ <hmac: 64 hex>]\n
 //! ```
 //!
+//! Build manifest (stored like an action entry, under a pseudo action id): `sgm2`, then one
+//! 80-byte record per action — action id (32), output id (32), size (u64 LE), time (i64 LE
+//! ns) — then, when written with a signing key, a 32-byte HMAC-SHA-256 over
+//! `"sgcache-manifest-v2\0" ‖ namespace ‖ "\0" ‖ manifest name (32) ‖ records`. A record is
+//! an action entry by another name, so it is trusted exactly like one: from the namespace it
+//! was read from, and with a signing key only under a valid tag.
+//!
 //! Object header (framed layout only), 4 bytes before the body: `S` `G` `C` then the codec
 //! byte, `0x00` = raw bytes follow, `0x01` = one or more zstd frames follow. Every framed
 //! object carries it, so a raw object that happens to start with the zstd magic is stored as
@@ -387,6 +394,103 @@ impl<'s> ObjectDecoder<'s> {
     }
 }
 
+/// First bytes of a manifest.
+pub const MANIFEST_MAGIC: &[u8; 4] = b"sgm2";
+/// Bytes per manifest record.
+pub const MANIFEST_RECORD: usize = 80;
+/// Most records a manifest holds.
+pub const MANIFEST_MAX: usize = 50_000;
+
+/// One manifest record: an action and its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestRecord {
+    /// The action id.
+    pub action: [u8; 32],
+    /// What the action produced.
+    pub entry: RemoteEntry,
+}
+
+fn manifest_mac(key: &[u8], namespace: &str, name: &[u8; 32], records: &[u8]) -> HmacSha256 {
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"sgcache-manifest-v2\0");
+    mac.update(namespace.as_bytes());
+    mac.update(b"\0");
+    mac.update(name);
+    mac.update(records);
+    mac
+}
+
+/// Encode a manifest (at most [`MANIFEST_MAX`] records); signed when `key` is given.
+pub fn encode_manifest(
+    records: &[ManifestRecord],
+    namespace: &str,
+    name: &[u8; 32],
+    key: Option<&[u8]>,
+) -> Vec<u8> {
+    let records = &records[..records.len().min(MANIFEST_MAX)];
+    let mut b = Vec::with_capacity(4 + MANIFEST_RECORD * records.len() + 32);
+    b.extend_from_slice(MANIFEST_MAGIC);
+    for r in records {
+        b.extend_from_slice(&r.action);
+        b.extend_from_slice(&r.entry.output_id);
+        b.extend_from_slice(&r.entry.size.to_le_bytes());
+        b.extend_from_slice(&r.entry.time_nanos.to_le_bytes());
+    }
+    if let Some(k) = key {
+        let tag = manifest_mac(k, namespace, name, &b[4..])
+            .finalize()
+            .into_bytes();
+        b.extend_from_slice(&tag);
+    }
+    b
+}
+
+/// Decode and (when `key` is set) verify a manifest read from `namespace`.
+pub fn decode_manifest(
+    bytes: &[u8],
+    namespace: &str,
+    name: &[u8; 32],
+    key: Option<&[u8]>,
+) -> Result<Vec<ManifestRecord>, EntryRejection> {
+    let rest = bytes
+        .strip_prefix(MANIFEST_MAGIC.as_slice())
+        .ok_or(EntryRejection::Malformed)?;
+    let (records, tag) = match rest.len() % MANIFEST_RECORD {
+        0 => (rest, None),
+        32 => {
+            let (r, t) = rest.split_at(rest.len() - 32);
+            (r, Some(t))
+        }
+        _ => return Err(EntryRejection::Malformed),
+    };
+    if records.len() / MANIFEST_RECORD > MANIFEST_MAX {
+        return Err(EntryRejection::Malformed);
+    }
+    if let Some(k) = key {
+        let tag = tag.ok_or(EntryRejection::Unsigned)?;
+        if manifest_mac(k, namespace, name, records)
+            .verify_slice(tag)
+            .is_err()
+        {
+            return Err(EntryRejection::BadSignature);
+        }
+    }
+    Ok(records
+        .chunks_exact(MANIFEST_RECORD)
+        .map(|c| {
+            let word = |i: usize| -> [u8; 8] { c[i..i + 8].try_into().expect("8 bytes") };
+            ManifestRecord {
+                action: c[..32].try_into().expect("32 bytes"),
+                entry: RemoteEntry {
+                    output_id: c[32..64].try_into().expect("32 bytes"),
+                    size: u64::from_le_bytes(word(64)),
+                    time_nanos: i64::from_le_bytes(word(72)),
+                },
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +511,68 @@ mod tests {
             "sgc1 0101010101010101010101010101010101010101010101010101010101010101 42 1700000000000000000\n"
         );
         assert_eq!(decode_entry(&b, "default", &A, None), Ok(e));
+    }
+
+    #[test]
+    fn manifest_golden_signed_and_rejections() {
+        let r = ManifestRecord {
+            action: A,
+            entry: RemoteEntry {
+                output_id: O,
+                size: 0x0102,
+                time_nanos: -2,
+            },
+        };
+        let name = [7u8; 32];
+        let b = encode_manifest(&[r, r], "main", &name, None);
+        assert_eq!(b.len(), 4 + 160);
+        assert_eq!(&b[..4], b"sgm2");
+        assert_eq!(&b[4..36], &A);
+        assert_eq!(&b[36..68], &O);
+        assert_eq!(&b[68..76], &[2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &b[76..84],
+            &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(decode_manifest(&b, "main", &name, None), Ok(vec![r, r]));
+        // A key-holding reader refuses it unsigned.
+        assert_eq!(
+            decode_manifest(&b, "main", &name, Some(b"k")),
+            Err(EntryRejection::Unsigned)
+        );
+        let signed = encode_manifest(&[r], "main", &name, Some(b"k"));
+        assert_eq!(signed.len(), 4 + 80 + 32);
+        assert_eq!(
+            decode_manifest(&signed, "main", &name, Some(b"k")),
+            Ok(vec![r])
+        );
+        // Without a key the tag is not needed, but the records still decode.
+        assert_eq!(decode_manifest(&signed, "main", &name, None), Ok(vec![r]));
+        for (ns, nm, k) in [
+            ("pr-1", name, b"k".as_slice()),
+            ("main", [8u8; 32], b"k".as_slice()),
+            ("main", name, b"other".as_slice()),
+        ] {
+            assert_eq!(
+                decode_manifest(&signed, ns, &nm, Some(k)),
+                Err(EntryRejection::BadSignature)
+            );
+        }
+        let mut flipped = signed.clone();
+        flipped[40] ^= 1;
+        assert_eq!(
+            decode_manifest(&flipped, "main", &name, Some(b"k")),
+            Err(EntryRejection::BadSignature)
+        );
+        assert_eq!(
+            decode_manifest(&signed[..signed.len() - 1], "main", &name, None),
+            Err(EntryRejection::Malformed)
+        );
+        assert_eq!(
+            decode_manifest(b"sgm1", "main", &name, None),
+            Err(EntryRejection::Malformed)
+        );
+        assert_eq!(decode_manifest(b"sgm2", "main", &name, None), Ok(vec![]));
     }
 
     #[test]

@@ -20,9 +20,10 @@ mod store;
 pub use backend::{ACCEPTED_SCHEMES, Layout, OpendalStore, mask_url, open_store};
 pub use error::{ErrorKind, StoreError};
 pub use format::{
-    CODEC_RAW, CODEC_ZSTD, EntryRejection, OBJECT_MAGIC, RemoteEntry, decode_entry, encode_entry,
+    CODEC_RAW, CODEC_ZSTD, EntryRejection, MANIFEST_MAGIC, MANIFEST_MAX, ManifestRecord,
+    OBJECT_MAGIC, RemoteEntry, decode_entry, decode_manifest, encode_entry, encode_manifest,
     encode_namespace, plain_action_key,
 };
-pub use remote::{DrainReport, MANIFEST_MAGIC, MANIFEST_MAX, Mode, Remote, RemoteConfig};
+pub use remote::{DrainReport, Mode, Remote, RemoteConfig};
 pub use singleflight::SingleFlight;
 pub use store::{Body, ByteStream, Capabilities, Store, read_all};

@@ -30,7 +30,9 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::backend::{Layout, OpendalStore, parse_url};
 use crate::error::{ErrorKind, StoreError};
-use crate::format::{self, ObjectDecoder, RemoteEntry, Verifier};
+use crate::format::{
+    self, MANIFEST_MAGIC, MANIFEST_MAX, ManifestRecord, ObjectDecoder, RemoteEntry, Verifier,
+};
 use crate::layers::{Breaker, BreakerState, Meter, Metered, Retry, RetryPolicy, Timeout};
 use crate::store::{Body, ByteStream, Capabilities, Store, read_all};
 
@@ -258,59 +260,62 @@ impl Remote {
         self.s().breaker.is_open()
     }
 
-    /// Loads the build manifest `name` (a build-context hash): the action ids a previous run
-    /// in that context used, most recent first. Our namespace first, then the read
-    /// namespaces; the first one found wins. Any error is an empty list. A manifest is only
-    /// a list of what to prefetch: every entry it names is still looked up (namespace,
-    /// signature) and verified like any other, so a forged manifest cannot poison anything.
-    pub async fn get_manifest(&self, name: &[u8; 32]) -> Vec<[u8; 32]> {
+    /// Loads the build manifest `name` (a build-context hash): what a previous run in that
+    /// context used, most recent first. Our namespace first, then the read namespaces; the
+    /// first one found wins. A manifest is verified exactly like an action entry (it is a list
+    /// of them): read from a namespace we trust, and with a signing key only under a valid
+    /// tag, so a forged or foreign-signed manifest is ignored whole. Any error is an empty
+    /// list.
+    pub async fn get_manifest(&self, name: &[u8; 32]) -> Vec<ManifestRecord> {
         let s = self.s();
         if s.cfg.mode == Mode::WriteOnly {
             return Vec::new();
         }
         let id = manifest_id(name);
+        let key = s.cfg.signing_key.as_deref();
+        let limit = MANIFEST_MAGIC.len() + format::MANIFEST_RECORD * MANIFEST_MAX + 32;
         for ns in s.read_order() {
             let k = s.ac_key(ns, &id);
-            match s.store.get(&k).await {
+            let bytes = match s.store.get(&k).await {
                 Ok(None) => continue,
-                Ok(Some(stream)) => {
-                    return match read_all(stream, &k, MANIFEST_MAGIC.len() + 32 * MANIFEST_MAX)
-                        .await
-                    {
-                        Ok(b) => decode_manifest(&b),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "remote: manifest unreadable");
-                            Vec::new()
-                        }
-                    };
-                }
+                Ok(Some(stream)) => match read_all(stream, &k, limit).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "remote: manifest unreadable");
+                        return Vec::new();
+                    }
+                },
                 Err(e) => {
                     tracing::debug!(error = %e, "remote: manifest lookup failed");
                     return Vec::new();
+                }
+            };
+            match format::decode_manifest(&bytes, ns, name, key) {
+                Ok(list) => return list,
+                Err(why) => {
+                    s.c.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(key = %k, ?why, "remote: manifest ignored");
                 }
             }
         }
         Vec::new()
     }
 
-    /// Stores the build manifest `name` in our namespace (at most [`MANIFEST_MAX`] ids; the
-    /// caller puts the most recent first). No-op in read-only mode or once the breaker is open.
+    /// Stores the build manifest `name` in our namespace (at most [`MANIFEST_MAX`] records,
+    /// most recent first; signed with the signing key if there is one). No-op in read-only
+    /// mode or once the breaker is open.
     pub async fn put_manifest(
         &self,
         name: &[u8; 32],
-        actions: &[[u8; 32]],
+        records: &[ManifestRecord],
     ) -> Result<(), StoreError> {
         let s = self.s();
         if s.cfg.mode == Mode::ReadOnly || s.breaker.is_open() {
             return Ok(());
         }
-        let n = actions.len().min(MANIFEST_MAX);
-        let mut body = Vec::with_capacity(MANIFEST_MAGIC.len() + 32 * n);
-        body.extend_from_slice(MANIFEST_MAGIC);
-        for a in &actions[..n] {
-            body.extend_from_slice(a);
-        }
-        let k = s.ac_key(&s.cfg.namespace, &manifest_id(name));
+        let ns = &s.cfg.namespace;
+        let body = format::encode_manifest(records, ns, name, s.cfg.signing_key.as_deref());
+        let k = s.ac_key(ns, &manifest_id(name));
         s.store.put(&k, Body::from_bytes(Bytes::from(body))).await
     }
 
@@ -753,26 +758,11 @@ fn produce(
     w.flush()
 }
 
-/// First bytes of a manifest object.
-pub const MANIFEST_MAGIC: &[u8] = b"sgm1";
-/// Most action ids a manifest holds.
-pub const MANIFEST_MAX: usize = 50_000;
-
 /// The pseudo action id a manifest is stored under (in `ac/`, so it gets the namespace and
 /// plain-layout key mapping of action entries; no real action id collides with it).
 fn manifest_id(name: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(b"sgcache manifest v1\0");
+    h.update(b"sgcache manifest v2\0");
     h.update(name);
     h.finalize().into()
-}
-
-fn decode_manifest(b: &[u8]) -> Vec<[u8; 32]> {
-    let Some(rest) = b.strip_prefix(MANIFEST_MAGIC) else {
-        return Vec::new();
-    };
-    rest.chunks_exact(32)
-        .take(MANIFEST_MAX)
-        .map(|c| c.try_into().expect("32-byte chunk"))
-        .collect()
 }

@@ -211,9 +211,9 @@ impl Server {
             }
         };
         if let Some(remote) = &self.remote
-            && local.is_some()
+            && let Some((entry, _)) = &local
         {
-            remote.note_used(action);
+            remote.note_used(action, entry);
         }
         if local.is_none()
             && let Some(remote) = &self.remote
@@ -273,7 +273,12 @@ impl Server {
         }
         Stats::add(&self.stats.put_bytes, size);
         if let Some(remote) = &self.remote {
-            remote.note_used(action);
+            let entry = sgcache_disk::Entry {
+                output_id: out,
+                size,
+                time_nanos: now,
+            };
+            remote.note_used(action, &entry);
             remote.upload(action, out, size, now, path.clone());
         }
         match path.into_os_string().into_string() {

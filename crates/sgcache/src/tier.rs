@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sgcache_disk::{DiskCache, Entry, Id};
-use sgcache_store::{Remote, SingleFlight};
+use sgcache_store::{ManifestRecord, Remote, RemoteEntry, SingleFlight};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
@@ -41,13 +41,25 @@ const PREFETCH_BYTES: u64 = 8 << 30;
 
 pub(crate) type Found = Option<(Entry, PathBuf)>;
 
-/// Actions used, in order of first use.
-pub(crate) type Used = (Vec<Id>, std::collections::HashSet<Id>);
+/// Actions used, in order of first use, with what they produced: the manifest's records.
+pub(crate) type Used = (Vec<ManifestRecord>, std::collections::HashSet<Id>);
 
-pub(crate) fn note(used: &Mutex<Used>, action: Id) {
+/// The manifest record of `action` and its local entry.
+pub(crate) fn record(action: Id, e: &Entry) -> ManifestRecord {
+    ManifestRecord {
+        action,
+        entry: RemoteEntry {
+            output_id: e.output_id,
+            size: e.size,
+            time_nanos: e.time_nanos,
+        },
+    }
+}
+
+pub(crate) fn note(used: &Mutex<Used>, r: ManifestRecord) {
     let mut g = used.lock().unwrap_or_else(|p| p.into_inner());
-    if g.1.insert(action) {
-        g.0.push(action);
+    if g.1.insert(r.action) {
+        g.0.push(r);
     }
 }
 
@@ -94,11 +106,26 @@ impl Fetcher {
             .await
     }
 
+    /// Looks up `r.action` knowing, from a verified manifest, what it produced: fetches the
+    /// output alone (one request instead of two) and indexes it; if the object is gone, falls
+    /// back to a plain lookup. Shares the single-flight maps with [`Fetcher::lookup`].
+    pub async fn lookup_known(&self, r: ManifestRecord) -> Found {
+        let this = self.clone();
+        self.lookups
+            .run(r.action, async move {
+                match fetch_known(&this.remote, &this.downloads, &this.disk, &r).await {
+                    Some(found) => Some(found),
+                    None => fetch(&this.remote, &this.downloads, this.disk.clone(), r.action).await,
+                }
+            })
+            .await
+    }
+
     /// Loads the manifest `name` into `previous` and looks up what the local tier lacks.
     pub(crate) async fn prefetch(
         &self,
         name: Id,
-        previous: Arc<Mutex<Vec<Id>>>,
+        previous: Arc<Mutex<Vec<ManifestRecord>>>,
         counts: Arc<PrefetchCounts>,
     ) {
         let list = self.remote.get_manifest(&name).await;
@@ -121,7 +148,7 @@ pub struct RemoteTier {
     /// Actions this run used, in order of first use.
     served: Arc<Mutex<Used>>,
     /// The manifest loaded at start.
-    previous: Arc<Mutex<Vec<Id>>>,
+    previous: Arc<Mutex<Vec<ManifestRecord>>>,
     prefetch: Mutex<Option<JoinHandle<()>>>,
     /// Lookups prefetch started, how many found their entry; gets that waited.
     prefetch_counts: Arc<PrefetchCounts>,
@@ -202,10 +229,17 @@ impl RemoteTier {
         v
     }
 
-    /// Records that this run used `action` (for the manifest).
-    pub fn note_used(&self, action: Id) {
+    /// Records that this run used `action`, which produced `entry` (for the manifest).
+    pub fn note_used(&self, action: Id, entry: &Entry) {
         if self.manifest.is_some() {
-            note(&self.served, action);
+            note(&self.served, record(action, entry));
+        }
+    }
+
+    /// [`RemoteTier::note_used`] for a ready-made record.
+    pub(crate) fn note_record(&self, r: ManifestRecord) {
+        if self.manifest.is_some() {
+            note(&self.served, r);
         }
     }
 
@@ -220,8 +254,8 @@ impl RemoteTier {
         let (waited, since) = (c.get_wait_us.clone(), Instant::now());
         let task = self.rt.spawn(async move {
             let found = fetcher.lookup(action).await;
-            if let (Some(used), Some(_)) = (&used, &found) {
-                note(used, action);
+            if let (Some(used), Some((e, _))) = (&used, &found) {
+                note(used, record(action, e));
             }
             waited.fetch_add(
                 since.elapsed().as_micros() as u64,
@@ -277,7 +311,7 @@ impl RemoteTier {
 }
 
 /// Stores a manifest, bounded by the upload deadline; failures only cost prefetch later.
-pub(crate) async fn store_manifest(remote: &Remote, name: &Id, list: &[Id]) {
+pub(crate) async fn store_manifest(remote: &Remote, name: &Id, list: &[ManifestRecord]) {
     let deadline = remote.config().upload_deadline;
     match tokio::time::timeout(deadline, remote.put_manifest(name, list)).await {
         Ok(Ok(())) => {}
@@ -288,12 +322,12 @@ pub(crate) async fn store_manifest(remote: &Remote, name: &Id, list: &[Id]) {
 
 /// The manifest to store: this run's actions first, then the previous manifest's others,
 /// capped; empty when there is nothing new to store.
-pub(crate) fn merge_manifest(served: &Used, previous: &[Id]) -> Vec<Id> {
+pub(crate) fn merge_manifest(served: &Used, previous: &[ManifestRecord]) -> Vec<ManifestRecord> {
     if served.0.is_empty() {
         return Vec::new();
     }
     let mut list = served.0.clone();
-    list.extend(previous.iter().filter(|a| !served.1.contains(*a)));
+    list.extend(previous.iter().filter(|r| !served.1.contains(&r.action)));
     list.truncate(sgcache_store::MANIFEST_MAX);
     if list == previous {
         // Same actions in the same order: nothing to store.
@@ -302,19 +336,19 @@ pub(crate) fn merge_manifest(served: &Used, previous: &[Id]) -> Vec<Id> {
     list
 }
 
-async fn prefetch_all(fetcher: Fetcher, list: Vec<Id>, counts: Arc<PrefetchCounts>) {
+async fn prefetch_all(fetcher: Fetcher, list: Vec<ManifestRecord>, counts: Arc<PrefetchCounts>) {
     use std::sync::atomic::Ordering::Relaxed;
     let started = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(PREFETCH_CONCURRENCY));
     let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut set = tokio::task::JoinSet::new();
     let mut queued = 0usize;
-    for action in list {
+    for r in list {
         if started.elapsed() > PREFETCH_TIME || bytes.load(Relaxed) > PREFETCH_BYTES {
             break;
         }
         let disk = &fetcher.disk;
-        if matches!(disk.get(&action), Ok(Some(e)) if disk.find_output(&e.output_id, e.size).is_some())
+        if matches!(disk.get(&r.action), Ok(Some(e)) if disk.find_output(&e.output_id, e.size).is_some())
         {
             continue;
         }
@@ -325,7 +359,7 @@ async fn prefetch_all(fetcher: Fetcher, list: Vec<Id>, counts: Arc<PrefetchCount
         queued += 1;
         counts.started.fetch_add(1, Relaxed);
         set.spawn(async move {
-            if let Some((e, _)) = fetcher.lookup(action).await {
+            if let Some((e, _)) = fetcher.lookup_known(r).await {
                 bytes.fetch_add(e.size, Relaxed);
                 counts.found.fetch_add(1, Relaxed);
             }
@@ -369,6 +403,43 @@ async fn fetch(
         },
         path,
     ))
+}
+
+/// [`fetch`] without the action-entry request, for a record from a verified manifest (which
+/// is trusted exactly like the entry itself): the output is downloaded (verified against its
+/// id) or found locally, then indexed. `None` if the object could not be had.
+async fn fetch_known(
+    remote: &Remote,
+    downloads: &SingleFlight<Id, Option<PathBuf>>,
+    disk: &Arc<DiskCache>,
+    r: &ManifestRecord,
+) -> Found {
+    let RemoteEntry {
+        output_id: out,
+        size,
+        time_nanos,
+    } = r.entry;
+    let path = match disk.find_output(&out, size) {
+        Some(p) => p,
+        None => {
+            let (remote, disk2) = (remote.clone(), disk.clone());
+            downloads
+                .run(
+                    out,
+                    async move { download(&remote, &disk2, out, size).await },
+                )
+                .await?
+        }
+    };
+    if let Err(err) = disk.put_index_entry(&r.action, &out, size, time_nanos) {
+        tracing::debug!("prefetched entry not indexed locally: {err}");
+    }
+    let entry = Entry {
+        output_id: out,
+        size,
+        time_nanos,
+    };
+    Some((entry, path))
 }
 
 /// Streams the object into a pending local output; commits only if it verifies.

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use sgcache_disk::Id;
+use sgcache_disk::{Entry, Id};
 use sgcache_store::DrainReport;
 
 use crate::daemon::DaemonClient;
@@ -34,11 +34,11 @@ impl RemoteWork {
         }
     }
 
-    /// Records that this run used `action` (for the manifest).
-    pub fn note_used(&self, action: Id) {
+    /// Records that this run used `action`, which produced `entry` (for the manifest).
+    pub fn note_used(&self, action: Id, entry: &Entry) {
         match self {
-            RemoteWork::InProcess(t) => t.note_used(action),
-            RemoteWork::Daemon(d) => d.note_used(action),
+            RemoteWork::InProcess(t) => t.note_used(action, entry),
+            RemoteWork::Daemon(d) => d.note_used(action, entry),
         }
     }
 

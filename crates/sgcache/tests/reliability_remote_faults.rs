@@ -313,8 +313,14 @@ fn server_gone_mid_upload_leaves_nothing_a_reader_accepts() {
         );
     }
 
+    // Prefetch off: A's manifest names every action it used, and other tests' uploads of
+    // this same module put the missing objects into the (namespace-free) `cas/`, so a
+    // prefetching C could legitimately rebuild the lost entries from the manifest. Here C
+    // must see only what the action entries say.
     let c_dir = tmp.path().join("c");
-    let c = build_x(&mut go_remote(&module, &c_dir, &url, &ns));
+    let mut cmd = go_remote(&module, &c_dir, &url, &ns);
+    cmd.env("SGCACHE_PREFETCH", "0");
+    let c = build_x(&mut cmd);
     let outputs = assert_sound("C", &c_dir);
     eprintln!(
         "cut mid-upload: A {} compiles, {resets} uploads reset after {CUT} body bytes; \

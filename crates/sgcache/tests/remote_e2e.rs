@@ -398,7 +398,7 @@ fn manifest_prefetch_fetches_ahead() {
     ));
     let manifests = walk(&tmp.path().join("remote"))
         .into_iter()
-        .filter(|p| std::fs::read(p).is_ok_and(|d| d.starts_with(b"sgm1")))
+        .filter(|p| std::fs::read(p).is_ok_and(|d| d.starts_with(b"sgm2")))
         .count();
     assert_eq!(manifests, 1, "one manifest stored");
 

@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sgcache_disk::{DiskCache, Id};
-use sgcache_store::DrainReport;
+use sgcache_disk::{DiskCache, Entry, Id};
+use sgcache_store::{DrainReport, ManifestRecord};
 
 use super::socket::{self, Endpoint};
-use super::wire::{ClientMsg, DaemonMsg, WIRE_VERSION, line};
+use super::wire::{ClientMsg, DaemonMsg, UsedRecord, WIRE_VERSION, line};
 use crate::cli::DaemonMode;
 use crate::config::Config;
-use crate::tier::{Found, RemoteTier, Used};
+use crate::tier::{Found, RemoteTier, Used, record};
 
 /// Connect plus hello: a daemon slower than this is treated as absent.
 const HELLO_TIMEOUT: Duration = Duration::from_millis(200);
@@ -211,9 +211,9 @@ impl DaemonClient {
         });
     }
 
-    /// Records a used action (sent to the daemon in batches).
-    pub fn note_used(&self, action: Id) {
-        self.inner.note_used(action);
+    /// Records a used action and its entry (sent to the daemon in batches).
+    pub fn note_used(&self, action: Id, entry: &Entry) {
+        self.inner.note_used(record(action, entry));
     }
 
     /// Hands an upload to the daemon (it reads the output from the local tier).
@@ -263,7 +263,7 @@ impl DaemonClient {
         };
         if !rest.is_empty() {
             i.send(&ClientMsg::Used {
-                actions: rest.iter().map(hex::encode).collect(),
+                records: rest.iter().map(UsedRecord::new).collect(),
             });
         }
         i.send(&ClientMsg::Bye);
@@ -353,17 +353,17 @@ impl Inner {
         }
     }
 
-    fn note_used(&self, action: Id) {
+    fn note_used(&self, r: ManifestRecord) {
         let batch = {
             let mut u = lock(&self.used);
-            if !u.0.1.insert(action) {
+            if !u.0.1.insert(r.action) {
                 return;
             }
-            u.0.0.push(action);
+            u.0.0.push(r);
             if self.broken.load(Ordering::SeqCst) {
                 drop(u);
                 if let Some(Some(t)) = self.fallback.get() {
-                    t.note_used(action);
+                    t.note_record(r);
                 }
                 return;
             }
@@ -375,7 +375,7 @@ impl Inner {
             u.0.0[from..].to_vec()
         };
         self.send(&ClientMsg::Used {
-            actions: batch.iter().map(hex::encode).collect(),
+            records: batch.iter().map(UsedRecord::new).collect(),
         });
     }
 
@@ -384,8 +384,8 @@ impl Inner {
         self.fallback
             .get_or_init(|| {
                 let t = crate::tier::in_process(&self.cfg, self.disk.clone())?;
-                for a in &lock(&self.used).0.0 {
-                    t.note_used(*a);
+                for r in &lock(&self.used).0.0 {
+                    t.note_record(*r);
                 }
                 Some(t)
             })
@@ -445,9 +445,9 @@ impl Inner {
                 } else {
                     None
                 };
-                if entry.is_some() {
+                if let Some((e, _)) = &entry {
                     self.counts.found.fetch_add(1, Ordering::Relaxed);
-                    self.note_used(l.action);
+                    self.note_used(record(l.action, e));
                 }
                 (l.done)(entry);
                 self.cv.notify_all();

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use sgcache_disk::{DiskCache, Id};
-use sgcache_store::Remote;
+use sgcache_store::{ManifestRecord, Remote};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
@@ -40,7 +40,7 @@ const HELLO_WAIT: Duration = Duration::from_secs(5);
 /// Per build context (manifest name): what prefetch loaded, and prefetch itself.
 #[derive(Debug, Default)]
 struct Context {
-    previous: Arc<Mutex<Vec<Id>>>,
+    previous: Arc<Mutex<Vec<ManifestRecord>>>,
     loaded: AtomicBool,
     prefetch: Mutex<Option<tokio::task::JoinHandle<()>>>,
     counts: Arc<PrefetchCounts>,
@@ -424,9 +424,9 @@ impl Daemon {
                     };
                     let _ = tx.send(DaemonMsg::Queued { id, ok });
                 }
-                ClientMsg::Used { actions } => {
-                    for a in actions.iter().filter_map(|a| parse_id(a)) {
-                        note(&used, a);
+                ClientMsg::Used { records } => {
+                    for r in records.iter().filter_map(|r| r.record()) {
+                        note(&used, r);
                     }
                 }
                 ClientMsg::Bye => {

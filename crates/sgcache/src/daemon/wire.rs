@@ -10,10 +10,43 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes meaning; a daemon refuses other versions.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// A 32-byte id as 64 hex digits.
 pub type HexId = String;
+
+/// One used action and its entry: a manifest record on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedRecord {
+    pub action: HexId,
+    pub output: HexId,
+    pub size: u64,
+    pub time: i64,
+}
+
+impl UsedRecord {
+    /// The wire form of a manifest record.
+    pub fn new(r: &sgcache_store::ManifestRecord) -> UsedRecord {
+        UsedRecord {
+            action: hex::encode(r.action),
+            output: hex::encode(r.entry.output_id),
+            size: r.entry.size,
+            time: r.entry.time_nanos,
+        }
+    }
+
+    /// Back to a manifest record; `None` if an id is malformed.
+    pub fn record(&self) -> Option<sgcache_store::ManifestRecord> {
+        Some(sgcache_store::ManifestRecord {
+            action: parse_id(&self.action)?,
+            entry: sgcache_store::RemoteEntry {
+                output_id: parse_id(&self.output)?,
+                size: self.size,
+                time_nanos: self.time,
+            },
+        })
+    }
+}
 
 /// Client → daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,8 +71,8 @@ pub enum ClientMsg {
         size: u64,
         time: i64,
     },
-    /// Actions this run used, in order of first use (batched).
-    Used { actions: Vec<HexId> },
+    /// Actions this run used, in order of first use, with what they produced (batched).
+    Used { records: Vec<UsedRecord> },
     /// End of the run: store the manifest; answered by [`DaemonMsg::Bye`].
     Bye,
     /// `sgcache daemon --status`.
