@@ -10,6 +10,13 @@
 #    this script never starts or stops servers) fresh local directory + warm remote with
 #    20 ms per request through bench/latency_proxy.py, `go build std`, prefetch on:
 #    daemon / in-process.
+#
+# SGCACHE_BENCH_TMP=DIR puts every directory of the run under DIR. On a machine whose root
+# file system is ext4 without a journal (this one), every file creation scans past inodes
+# freed in the last few minutes, so a machine busy deleting test directories bills its
+# fresh builds for it; a scratch ext4 with a journal (as on CI runners) does not:
+#   truncate -s 8G /work/benchfs.img && mkfs.ext4 -q -F /work/benchfs.img &&
+#   mkdir -p /mnt/benchfs && mount -o loop /work/benchfs.img /mnt/benchfs
 set -euo pipefail
 pairs=${1:-5}
 lat_pairs=${2:-0}
@@ -17,7 +24,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p sgcache
 sg="$CARGO_TARGET_DIR/release/sgcache"
-work=$(mktemp -d)
+work=$(mktemp -d -p "${SGCACHE_BENCH_TMP:-${TMPDIR:-/tmp}}")
 proxy_pid=
 daemon_pid=
 cleanup() {

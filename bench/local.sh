@@ -12,6 +12,13 @@
 # Warm pairs alternate which side runs first, so drift in the machine's state does not
 # favour one side. Both sides read the same warm directory (sgcache's local tier *is*
 # Go's GOCACHE), so they do the same work apart from the protocol.
+#
+# SGCACHE_BENCH_TMP=DIR puts every directory of the run under DIR. On a machine whose root
+# file system is ext4 without a journal (this one), every file creation scans past inodes
+# freed in the last few minutes, so a machine busy deleting test directories bills its
+# fresh builds for it; a scratch ext4 with a journal (as on CI runners) does not:
+#   truncate -s 8G /work/benchfs.img && mkfs.ext4 -q -F /work/benchfs.img &&
+#   mkdir -p /mnt/benchfs && mount -o loop /work/benchfs.img /mnt/benchfs
 set -euo pipefail
 pairs=${1:-15}
 cold_pairs=${2:-3}
@@ -19,7 +26,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p sgcache
 sg="$CARGO_TARGET_DIR/release/sgcache"
-work=$(mktemp -d)
+work=$(mktemp -d -p "${SGCACHE_BENCH_TMP:-${TMPDIR:-/tmp}}")
 trap 'rm -rf "$work"' EXIT
 export GOTOOLCHAIN=local GOENV=off GOTELEMETRY=off GOFLAGS=
 unset SGCACHE_DIR SGCACHE_REMOTE SGCACHE_MAX_SIZE SGCACHE_VERBOSE
