@@ -108,9 +108,10 @@ if [ "$backend" != file ]; then
   printf 'fresh local + warm remote (%s), 20 ms added per request: %sx a warm local build\n' "$backend" "$r20"
 fi
 
-# Traffic: what the seed build uploaded (zstd level 3) vs the raw bytes it stored.
+# Traffic: what the seed build uploaded vs the raw bytes it stored (framed backends, i.e.
+# all but the plain http layout, compress with zstd level 3 unless SGCACHE_COMPRESSION=off).
 awk '/^sgcache:/ {
   for (i = 1; i <= NF; i++) { if ($i ~ /^bytes_up=/) { split($i, a, "="); up = a[2] } }
 }
-END { printf "remote traffic uploading go build std: %.1f MiB with zstd-3 framing\n", up/1048576 }' "$work/seed.log"
+END { printf "remote traffic uploading go build std: %.1f MiB\n", up/1048576 }' "$work/seed.log"
 grep -o '[0-9.]* [KMG]iB in' "$work/seed.log" | tail -1 | sed 's/^/raw bytes put by the go command: /'
