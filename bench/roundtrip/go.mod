@@ -1,0 +1,2 @@
+module rt
+go 1.26
