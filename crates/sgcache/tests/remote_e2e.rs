@@ -377,6 +377,69 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Wrong credentials against the real S3 server: the go command builds (compiling what it
+/// must), sgcache says so in at most two warning lines, nothing reaches the remote, and the
+/// local tier verifies clean. Then right credentials on a fresh machine: the wrong-key run
+/// left nothing there to use.
+#[test]
+fn wrong_credentials_build_locally() {
+    if !have_go("wrong_credentials_build_locally") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(s3) = backends(&tmp.path().join("remote"))
+        .into_iter()
+        .find(|b| b.name == "s3")
+    else {
+        eprintln!("SKIP wrong_credentials_build_locally: SGCACHE_TEST_S3_URL is not set");
+        return;
+    };
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, "creds");
+    let ns = format!("creds-{}", std::process::id());
+    let mut wrong = Backend {
+        name: "s3-wrong",
+        url: s3.url.clone(),
+        env: s3.env.clone(),
+    };
+    for (k, v) in &mut wrong.env {
+        if *k == "AWS_SECRET_ACCESS_KEY" {
+            *v = "definitely-wrong".into();
+        }
+    }
+    let dir = tmp.path().join("w");
+    let out = build(&mut go_remote(
+        &module,
+        &dir,
+        &wrong,
+        &ns,
+        &[("SGCACHE_UPLOAD_DEADLINE", "5s")],
+    ));
+    assert!(compiles(&out.stderr) >= 3, "{}", summary(&out));
+    let warnings = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "want one or two warning lines: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(common::sgcache_verify(&dir).0, 0, "local tier not clean");
+    let fresh = build(&mut go_remote(
+        &module,
+        &tmp.path().join("r"),
+        &s3,
+        &ns,
+        &[],
+    ));
+    assert!(
+        compiles(&fresh.stderr) >= 3,
+        "entries reached the remote with a wrong key: {}",
+        summary(&fresh)
+    );
+}
+
 /// Manifest prefetch: the second fresh machine fetches what the first one used in the
 /// background, from the manifest, before the go command asks; with it off, it does not.
 #[test]
