@@ -8,7 +8,7 @@
 #    (target <= 1.0 within noise).
 # 2. (LATENCY_PAIRS > 0, needs the nginx WebDAV server of .ci/servers.sh already running;
 #    this script never starts or stops servers) fresh local directory + warm remote with
-#    20 ms per request through bench/latency_proxy.py, `go build std`, prefetch on:
+#    20 ms per request through bench/latency_proxy.rs, `go build std`, prefetch on:
 #    daemon / in-process.
 #
 # SGCACHE_BENCH_TMP=DIR puts every directory of the run under DIR. On a machine whose root
@@ -92,7 +92,8 @@ if ((lat_pairs > 0)); then
   GOCACHE=$work/seed2 SGCACHE_DAEMON=off go build std 2>/dev/null
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   target=$(python3 -c 'import re,sys; m=re.search(r"127\.0\.0\.1:(\d+)", sys.argv[1]); print(m.group(1))' "$url")
-  python3 "$root/bench/latency_proxy.py" "$port" "$target" 20 &
+  rustc -O --edition 2021 -o "$work/latency_proxy" "$root/bench/latency_proxy.rs"
+  "$work/latency_proxy" "$port" "$target" 20 &
   proxy_pid=$!
   sleep 0.5
   export SGCACHE_REMOTE=${url/127.0.0.1:$target/127.0.0.1:$port}

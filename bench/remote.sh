@@ -99,7 +99,8 @@ printf 'fresh local + warm remote (%s), 0 ms added: %sx a warm local build (medi
 if [ "$backend" != file ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   target=$(python3 -c 'import re,sys; m=re.search(r"127\.0\.0\.1:(\d+)", sys.argv[1]); print(m.group(1))' "$url")
-  python3 "$root/bench/latency_proxy.py" "$port" "$target" 20 &
+  rustc -O --edition 2021 -o "$work/latency_proxy" "$root/bench/latency_proxy.rs"
+  "$work/latency_proxy" "$port" "$target" 20 &
   proxy_pid=$!
   sleep 0.5
   slow_url=${url/127.0.0.1:$target/127.0.0.1:$port}
