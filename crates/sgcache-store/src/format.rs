@@ -206,7 +206,8 @@ pub fn plain_action_key(ns: &str, action: &[u8; 32]) -> [u8; 32] {
 /// `size` bytes pass, and at the end length and SHA-256 must match.
 pub(crate) struct Verifier<'s> {
     sink: &'s mut (dyn std::io::Write + Send),
-    hasher: Sha256,
+    /// `None` when the sink checks the hash itself.
+    hasher: Option<Sha256>,
     written: u64,
     size: u64,
     overflow: bool,
@@ -214,10 +215,14 @@ pub(crate) struct Verifier<'s> {
 }
 
 impl<'s> Verifier<'s> {
-    pub(crate) fn new(sink: &'s mut (dyn std::io::Write + Send), size: u64) -> Verifier<'s> {
+    pub(crate) fn new(
+        sink: &'s mut (dyn std::io::Write + Send),
+        size: u64,
+        hash: bool,
+    ) -> Verifier<'s> {
         Verifier {
             sink,
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
             written: 0,
             size,
             overflow: false,
@@ -239,7 +244,9 @@ impl std::io::Write for Verifier<'_> {
             self.sink_error = Some(e);
             return Err(again);
         }
-        self.hasher.update(buf);
+        if let Some(h) = &mut self.hasher {
+            h.update(buf);
+        }
         self.written += buf.len() as u64;
         Ok(buf.len())
     }
@@ -382,13 +389,15 @@ impl<'s> ObjectDecoder<'s> {
                 format!("{} bytes, expected {}", v.written, v.size),
             ));
         }
-        let got: [u8; 32] = v.hasher.finalize().into();
-        if &got != output_id {
-            return Err(StoreError::corrupt(
-                "object",
-                &self.key,
-                format!("SHA-256 is {}, not the output id", hex::encode(got)),
-            ));
+        if let Some(h) = v.hasher {
+            let got: [u8; 32] = h.finalize().into();
+            if &got != output_id {
+                return Err(StoreError::corrupt(
+                    "object",
+                    &self.key,
+                    format!("SHA-256 is {}, not the output id", hex::encode(got)),
+                ));
+            }
         }
         Ok(v.written)
     }
@@ -641,7 +650,7 @@ mod tests {
     ) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::new();
         let mut sink: &mut (dyn std::io::Write + Send) = &mut out;
-        let mut d = ObjectDecoder::new(framed, Verifier::new(&mut sink, size), "cas/x");
+        let mut d = ObjectDecoder::new(framed, Verifier::new(&mut sink, size, true), "cas/x");
         for c in stored.chunks(chunk.max(1)) {
             d.push(c)?;
         }

@@ -364,6 +364,35 @@ impl Remote {
         size: u64,
         sink: &mut (dyn Write + Send),
     ) -> Result<bool, StoreError> {
+        self.fetch_object_with(output_id, size, sink, true).await
+    }
+
+    /// [`Remote::fetch_object`] into a sink that hashes what it is given and checks it
+    /// against `output_id` itself before anything becomes visible (the local tier's
+    /// `PendingPut` does): the length is still enforced here, but the bytes are not hashed a
+    /// second time (SHA-256 is the largest CPU cost of a download). The caller reports a
+    /// mismatch its sink finds with [`Remote::count_corrupt`].
+    pub async fn fetch_object_into_checking_sink(
+        &self,
+        output_id: &[u8; 32],
+        size: u64,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<bool, StoreError> {
+        self.fetch_object_with(output_id, size, sink, false).await
+    }
+
+    /// Counts an object found corrupt after [`Remote::fetch_object_into_checking_sink`].
+    pub fn count_corrupt(&self) {
+        self.s().c.corrupt.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn fetch_object_with(
+        &self,
+        output_id: &[u8; 32],
+        size: u64,
+        sink: &mut (dyn Write + Send),
+        hash: bool,
+    ) -> Result<bool, StoreError> {
         let s = self.s();
         if s.cfg.mode == Mode::WriteOnly {
             return Ok(false);
@@ -377,8 +406,11 @@ impl Remote {
             Some(st) => st,
         };
         let r = async {
-            let mut dec =
-                ObjectDecoder::new(s.layout == Layout::Framed, Verifier::new(sink, size), &key);
+            let mut dec = ObjectDecoder::new(
+                s.layout == Layout::Framed,
+                Verifier::new(sink, size, hash),
+                &key,
+            );
             while let Some(chunk) = stream.next().await {
                 dec.push(&chunk?)?;
             }

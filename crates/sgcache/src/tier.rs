@@ -492,10 +492,22 @@ async fn download(remote: &Remote, disk: &DiskCache, out: Id, size: u64) -> Opti
             return None;
         }
     };
-    match remote.fetch_object(&out, size, &mut pending).await {
+    // `PendingPut` hashes what it is given and commits only if it matches `out`, so the
+    // store need not hash the same bytes again.
+    match remote
+        .fetch_object_into_checking_sink(&out, size, &mut pending)
+        .await
+    {
         Ok(true) => match pending.commit() {
             Ok(p) => Some(p),
             Err(e) => {
+                if matches!(
+                    e,
+                    sgcache_disk::Error::HashMismatch { .. }
+                        | sgcache_disk::Error::SizeMismatch { .. }
+                ) {
+                    remote.count_corrupt();
+                }
                 tracing::warn!(
                     "remote object {} rejected: {e}",
                     crate::serve::short_hex(&out)

@@ -313,6 +313,11 @@ fn corrupted_remote_objects_are_never_used() {
         "corrupted objects were used: {}",
         summary(&out)
     );
+    assert!(
+        common::summary_counter(&out, "corrupt_objects") >= 3,
+        "corrupt objects not counted: {}",
+        summary(&out)
+    );
     let v = run_ok({
         let mut c = Command::new(common::bin());
         c.args(["verify", "--json", "--grace", "0s"])
