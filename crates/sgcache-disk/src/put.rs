@@ -60,7 +60,11 @@ impl PendingPut {
         }
         .map_err(|e| Error::io("create", &temp, e))?;
         Ok(PendingPut {
-            file: Some(BufWriter::with_capacity(128 * 1024, file)),
+            // No bigger than the output: most are a few KiB (a prefetch writes ~1200 of them).
+            file: Some(BufWriter::with_capacity(
+                size.clamp(4 << 10, 128 << 10) as usize,
+                file,
+            )),
             temp,
             final_path: cache.output_path(out),
             out: *out,
