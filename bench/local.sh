@@ -13,25 +13,15 @@
 # favour one side. Both sides read the same warm directory (sgcache's local tier *is*
 # Go's GOCACHE), so they do the same work apart from the protocol.
 #
-# SGCACHE_BENCH_TMP=DIR puts every directory of the run under DIR. On a machine whose root
-# file system is ext4 without a journal (this one), every file creation scans past inodes
-# freed in the last few minutes, so a machine busy deleting test directories bills its
-# fresh builds for it; a scratch ext4 with a journal (as on CI runners) does not:
-#   truncate -s 8G /work/benchfs.img && mkfs.ext4 -q -F /work/benchfs.img &&
-#   mkdir -p /mnt/benchfs && mount -o loop /work/benchfs.img /mnt/benchfs
+# Set-up, helpers and SGCACHE_BENCH_TMP: bench/lib.sh.
 set -euo pipefail
 pairs=${1:-15}
 cold_pairs=${2:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p sgcache
-sg="$CARGO_TARGET_DIR/release/sgcache"
-work=$(mktemp -d -p "${SGCACHE_BENCH_TMP:-${TMPDIR:-/tmp}}")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 trap 'rm -rf "$work"' EXIT
-export GOTOOLCHAIN=local GOENV=off GOTELEMETRY=off GOFLAGS=
 unset SGCACHE_DIR SGCACHE_REMOTE SGCACHE_MAX_SIZE SGCACHE_VERBOSE
 
-now() { date +%s%N; }
 # ms of one `go build std` with the given GOCACHE and GOCACHEPROG.
 timed_build() { # cache prog
   local t0 t1
@@ -40,7 +30,6 @@ timed_build() { # cache prog
   t1=$(now)
   echo $(((t1 - t0) / 1000000))
 }
-median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; print m}'; }
 
 echo "sgcache bench/local.sh  $(go version)  $(nproc) cores  $(date -u +%FT%TZ)"
 

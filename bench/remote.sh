@@ -11,24 +11,15 @@
 # proxy in front of the server that holds every client->server chunk for 20 ms, i.e.
 # every request pays 20 ms before the server sees it.
 #
-# SGCACHE_BENCH_TMP=DIR puts every directory of the run under DIR. On a machine whose root
-# file system is ext4 without a journal (this one), every file creation scans past inodes
-# freed in the last few minutes, so a machine busy deleting test directories bills its
-# fresh builds for it; a scratch ext4 with a journal (as on CI runners) does not:
-#   truncate -s 8G /work/benchfs.img && mkfs.ext4 -q -F /work/benchfs.img &&
-#   mkdir -p /mnt/benchfs && mount -o loop /work/benchfs.img /mnt/benchfs
+# Set-up, helpers and SGCACHE_BENCH_TMP: bench/lib.sh.
 set -euo pipefail
 pairs=${1:-5}
 backend=${2:-s3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p sgcache
-sg="$CARGO_TARGET_DIR/release/sgcache"
-work=$(mktemp -d -p "${SGCACHE_BENCH_TMP:-${TMPDIR:-/tmp}}")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 proxy_pid=
 cleanup() { [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-export GOTOOLCHAIN=local GOENV=off GOTELEMETRY=off GOFLAGS=
 unset SGCACHE_DIR SGCACHE_MAX_SIZE SGCACHE_READ_ONLY SGCACHE_WRITE_ONLY
 
 if [ "$backend" != file ]; then
@@ -51,9 +42,6 @@ esac
 export SGCACHE_NAMESPACE="bench-$$-$(date +%s)"
 export SGCACHE_UPLOAD_DEADLINE=10m SGCACHE_VERBOSE=1
 
-now() { date +%s%N; }
-median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; print m}'; }
-ms_since() { echo $((($(now) - $1) / 1000000)); }
 
 echo "sgcache bench/remote.sh  backend $backend  $(go version)  $(nproc) cores  $(date -u +%FT%TZ)"
 

@@ -7,13 +7,10 @@
 # pipe round trip itself (two wake-ups per request), which no helper can avoid.
 set -euo pipefail
 rounds=${1:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p sgcache
-sg="$CARGO_TARGET_DIR/release/sgcache"
-work=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 trap 'rm -rf "$work"' EXIT
-export GOTOOLCHAIN=local GOENV=off GOTELEMETRY=off GOFLAGS= GOCACHE=$work/cache
+export GOCACHE=$work/cache
 (cd "$root/bench/roundtrip" && go build -o "$work/roundtrip" .)
 rustc -O --edition 2021 -o "$work/floor" "$root/bench/roundtrip/floor.rs"
 GOCACHEPROG=$sg go build std

@@ -412,43 +412,20 @@ async fn prefetch_all(
     tracing::debug!("prefetch: {queued} lookups in {:?}", started.elapsed());
 }
 
+/// Looks up the action entry (namespaces, signature), then fetches what it names.
 async fn fetch(
     remote: &Remote,
     downloads: &SingleFlight<Id, Option<PathBuf>>,
     disk: Arc<DiskCache>,
     action: Id,
-) -> Option<(Entry, PathBuf)> {
-    let e = remote.get_action(&action).await?;
-    let out = e.output_id;
-    let size = e.size;
-    let path = match disk.find_output(&out, size) {
-        Some(p) => p,
-        None => {
-            let (remote, disk2) = (remote.clone(), disk.clone());
-            downloads
-                .run(
-                    out,
-                    async move { download(&remote, &disk2, out, size).await },
-                )
-                .await?
-        }
-    };
-    if let Err(err) = disk.put_index_entry(&action, &out, size, e.time_nanos) {
-        tracing::debug!("remote hit not indexed locally: {err}");
-    }
-    Some((
-        Entry {
-            output_id: out,
-            size,
-            time_nanos: e.time_nanos,
-        },
-        path,
-    ))
+) -> Found {
+    let entry = remote.get_action(&action).await?;
+    fetch_known(remote, downloads, &disk, &ManifestRecord { action, entry }).await
 }
 
-/// [`fetch`] without the action-entry request, for a record from a verified manifest (which
-/// is trusted exactly like the entry itself): the output is downloaded (verified against its
-/// id) or found locally, then indexed. `None` if the object could not be had.
+/// Fetches what a verified action entry or manifest record (trusted exactly like the entry
+/// itself) names: the output is found locally or downloaded (verified against its id), then
+/// indexed. `None` if the object could not be had.
 async fn fetch_known(
     remote: &Remote,
     downloads: &SingleFlight<Id, Option<PathBuf>>,
@@ -473,7 +450,7 @@ async fn fetch_known(
         }
     };
     if let Err(err) = disk.put_index_entry(&r.action, &out, size, time_nanos) {
-        tracing::debug!("prefetched entry not indexed locally: {err}");
+        tracing::debug!("remote hit not indexed locally: {err}");
     }
     let entry = Entry {
         output_id: out,
