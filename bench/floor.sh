@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The floor of the warm-build figure on this machine: a GOCACHEPROG helper that answers every
 # get from an index preloaded in memory with no file system call per request
-# (bench/roundtrip/preloaded.rs), against sgcache, both against the plain go command, paired
+# (bench/roundtrip/floor.rs with an index), against sgcache, both against the plain go command, paired
 # runs in alternating order in one session:
 #
 #   bench/floor.sh [PAIRS]      (default 15)
@@ -14,7 +14,7 @@ pairs=${1:-15}
 . "$(dirname "$0")/lib.sh"
 trap 'rm -rf "$work"' EXIT
 unset SGCACHE_DIR SGCACHE_REMOTE SGCACHE_MAX_SIZE SGCACHE_VERBOSE
-rustc -O --edition 2021 -o "$work/preloaded" "$root/bench/roundtrip/preloaded.rs"
+rustc -O --edition 2021 -o "$work/preloaded" "$root/bench/roundtrip/floor.rs"
 warm=$work/warm
 GOCACHE=$warm GOCACHEPROG=$sg go build std
 # The index, as the preloaded helper reads it.

@@ -351,10 +351,7 @@ fn remote_down_at_start_builds_locally() {
         &[("SGCACHE_UPLOAD_DEADLINE", "2s")],
     ));
     assert!(compiles(&out.stderr) >= 3);
-    let warnings = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains("WARN"))
-        .count();
+    let warnings = warning_lines(&out);
     assert!(
         warnings <= 2,
         "too chatty: {}",
@@ -421,10 +418,7 @@ fn wrong_credentials_build_locally() {
         &[("SGCACHE_UPLOAD_DEADLINE", "5s")],
     ));
     assert!(compiles(&out.stderr) >= 3, "{}", summary(&out));
-    let warnings = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains("WARN"))
-        .count();
+    let warnings = warning_lines(&out);
     assert!(
         (1..=2).contains(&warnings),
         "want one or two warning lines: {}",
@@ -514,10 +508,7 @@ fn remote_killed_mid_build_still_builds() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(compiles(&out.stderr) >= 3);
-    let warnings = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains("WARN"))
-        .count();
+    let warnings = warning_lines(&out);
     assert!(
         warnings <= 2,
         "too chatty: {}",
@@ -594,10 +585,7 @@ fn http_500s_build_locally() {
         served.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "the failing server was never asked"
     );
-    let warnings = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains("WARN"))
-        .count();
+    let warnings = warning_lines(&out);
     assert!(
         (1..=2).contains(&warnings),
         "want one or two warning lines: {}",
@@ -614,6 +602,14 @@ fn http_500s_build_locally() {
         compiles(&out.stderr),
         served.load(std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+/// sgcache's warning lines in a go command's stderr.
+fn warning_lines(out: &Output) -> usize {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .count()
 }
 
 /// `path` of an executable on PATH.
