@@ -406,6 +406,47 @@ fn uploads_are_delivered_after_the_go_command_exits() {
     assert!(line.contains("(in-process)"), "{line}");
 }
 
+/// `sgcache daemon --stop` returns only once the daemon has delivered its queue and exited
+/// (what a CI job's last step needs): right after it, the daemon is gone, and a fresh machine
+/// finds everything on the remote.
+#[test]
+fn stop_returns_after_the_daemon_has_drained_and_exited() {
+    if !have_go("stop_returns_after_the_daemon_has_drained_and_exited") {
+        return;
+    }
+    let _g = serial();
+    let s = Setup::new();
+    let mut d = s.start_daemon(&[]);
+    let m = s.root.join("a");
+    write_tiny_module(&m, "stop-drains");
+    let mut c = s.go(&m);
+    c.args(["build", "-x", "./..."]);
+    let out = c.output().unwrap();
+    let line = assert_ok(&out, "machine A through the daemon");
+    assert_eq!(daemon_pid(&line), Some(d.pid()), "{line}");
+    let stop = s.sgcache().args(["daemon", "--stop"]).output().unwrap();
+    let said = String::from_utf8_lossy(&stop.stdout);
+    assert!(stop.status.success(), "--stop: {said}");
+    assert!(said.contains("stopped"), "--stop did not wait: {said}");
+    // Gone already: reap it without waiting long.
+    let t0 = Instant::now();
+    while d.child.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "--stop returned while the daemon still ran"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(s.status().is_none(), "a daemon still answers");
+    let mut c = go(&m, &s.root.join("cache-b"), true);
+    s.env(&mut c);
+    c.env("SGCACHE_DAEMON", "off")
+        .args(["build", "-x", "./..."]);
+    let out = c.output().unwrap();
+    let line = assert_ok(&out, "machine B");
+    assert_eq!(compiles(&out.stderr), 0, "machine B compiled: {line}");
+}
+
 #[test]
 fn wedged_daemon_does_not_hang_the_build() {
     if !have_go("wedged_daemon_does_not_hang_the_build") {

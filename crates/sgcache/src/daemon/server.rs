@@ -216,7 +216,27 @@ pub fn status(cfg: &Config, stop: bool) -> Result<ExitCode> {
             }
             Ok(DaemonMsg::Stopping) => {
                 out.write_all(b"stopping\n")?;
-                return Ok(ExitCode::SUCCESS);
+                out.flush()?;
+                // The daemon drains its upload queue before it exits, and holds its lifetime
+                // lock until then: wait for the lock, so a CI job that ends with `--stop` ends
+                // after its uploads (bounded by the upload deadline, plus slack).
+                let bound = cfg
+                    .remote
+                    .as_ref()
+                    .map_or(Duration::ZERO, |r| r.upload_deadline)
+                    + Duration::from_secs(10);
+                let t0 = Instant::now();
+                loop {
+                    if socket::LifetimeLock::try_take(&ep.lock)?.is_some() {
+                        out.write_all(b"stopped\n")?;
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    if t0.elapsed() > bound {
+                        out.write_all(b"still draining; not waiting longer\n")?;
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
             Ok(DaemonMsg::Refused { reason }) => return Err(not_running(reason).into()),
             other => return Err(not_running(format!("unexpected answer {other:?}")).into()),
