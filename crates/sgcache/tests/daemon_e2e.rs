@@ -447,6 +447,46 @@ fn stop_returns_after_the_daemon_has_drained_and_exited() {
     assert_eq!(compiles(&out.stderr), 0, "machine B compiled: {line}");
 }
 
+/// SIGTERM (what systemd or a CI runner sends) stops the daemon like `--stop`: it exits 0
+/// after delivering its queue, and removes its socket.
+#[test]
+fn sigterm_drains_and_exits() {
+    if !have_go("sigterm_drains_and_exits") {
+        return;
+    }
+    let _g = serial();
+    let s = Setup::new();
+    let mut d = s.start_daemon(&[]);
+    let m = s.root.join("a");
+    write_tiny_module(&m, "sigterm");
+    let mut c = s.go(&m);
+    c.args(["build", "-x", "./..."]);
+    let out = c.output().unwrap();
+    let line = assert_ok(&out, "machine A through the daemon");
+    assert_eq!(daemon_pid(&line), Some(d.pid()), "{line}");
+    signal(d.pid(), libc::SIGTERM);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = d.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the daemon did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    assert!(s.sockets().is_empty(), "socket left: {:?}", s.sockets());
+    let mut c = go(&m, &s.root.join("cache-b"), true);
+    s.env(&mut c);
+    c.env("SGCACHE_DAEMON", "off")
+        .args(["build", "-x", "./..."]);
+    let out = c.output().unwrap();
+    let line = assert_ok(&out, "machine B");
+    assert_eq!(compiles(&out.stderr), 0, "machine B compiled: {line}");
+}
+
 #[test]
 fn wedged_daemon_does_not_hang_the_build() {
     if !have_go("wedged_daemon_does_not_hang_the_build") {

@@ -137,6 +137,19 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
         );
         let tick = (d.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick);
+        // SIGTERM (systemd, a CI runner's clean-up) and SIGINT (a terminal) stop it like
+        // `--stop`: what is queued is still delivered.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io {
+            op: "handling SIGTERM for",
+            path: sock.clone(),
+            source,
+        })?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|source| Error::Io {
+            op: "handling SIGINT for",
+            path: sock.clone(),
+            source,
+        })?;
         loop {
             tokio::select! {
                 r = listener.accept() => match r {
@@ -148,6 +161,14 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
                 },
                 _ = ticker.tick() => if d.is_idle() { break },
                 _ = d.stop.notified() => break,
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: draining, then exiting");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: draining, then exiting");
+                    break;
+                }
             }
         }
         // New clients go elsewhere from here on; what was queued is still delivered.
