@@ -426,6 +426,7 @@ impl Daemon {
             .and_then(parse_id)
             .map(|name| (name, self.context(name, prefetch)));
         let used: Arc<Mutex<Used>> = Arc::default();
+        let mut stop_asked = false;
         loop {
             let msg = match lines.next_line().await {
                 Ok(Some(l)) => match serde_json::from_str::<ClientMsg>(&l) {
@@ -485,7 +486,7 @@ impl Daemon {
                 }
                 ClientMsg::Stop => {
                     let _ = tx.send(DaemonMsg::Stopping);
-                    self.stop.notify_one();
+                    stop_asked = true;
                     break;
                 }
                 ClientMsg::Hello { .. } => {}
@@ -495,5 +496,10 @@ impl Daemon {
         let _ = writer.await;
         *lock(&self.last_client) = Instant::now();
         self.clients_now.fetch_sub(1, Ordering::SeqCst);
+        if stop_asked {
+            // Only once `stopping` is written: a daemon with nothing to drain shuts its
+            // runtime down at once, which would drop the answer unsent.
+            self.stop.notify_one();
+        }
     }
 }
