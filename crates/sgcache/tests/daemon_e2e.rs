@@ -76,6 +76,32 @@ impl Setup {
         c
     }
 
+    /// Machine A: builds a fresh tiny module through daemon `d` (which must serve it);
+    /// returns the module and the go command's output.
+    fn build_through(&self, d: &Daemon, flavour: &str) -> (PathBuf, Output) {
+        let m = self.root.join("a");
+        write_tiny_module(&m, flavour);
+        let mut c = self.go(&m);
+        c.args(["build", "-x", "./..."]);
+        let out = c.output().unwrap();
+        let line = assert_ok(&out, "machine A through the daemon");
+        assert_eq!(daemon_pid(&line), Some(d.pid()), "{line}");
+        (m, out)
+    }
+
+    /// Machine B: a fresh local directory, the same remote, in-process, must compile
+    /// nothing of module `m`; returns its summary line.
+    fn machine_b_compiles_nothing(&self, m: &Path) -> String {
+        let mut c = go(m, &self.root.join("cache-b"), true);
+        self.env(&mut c);
+        c.env("SGCACHE_DAEMON", "off")
+            .args(["build", "-x", "./..."]);
+        let out = c.output().unwrap();
+        let line = assert_ok(&out, "machine B");
+        assert_eq!(compiles(&out.stderr), 0, "machine B compiled: {line}");
+        line
+    }
+
     /// Starts `sgcache daemon` in the foreground (our child) and waits until it answers.
     fn start_daemon(&self, extra: &[(&str, &str)]) -> Daemon {
         let mut c = self.sgcache();
@@ -137,6 +163,18 @@ struct Daemon {
 impl Daemon {
     fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Waits for the daemon to exit on its own, failing with `what` after `limit`.
+    fn exit_within(&mut self, limit: Duration, what: &str) -> std::process::ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(t0.elapsed() < limit, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -372,13 +410,7 @@ fn uploads_are_delivered_after_the_go_command_exits() {
     let _g = serial();
     let s = Setup::new();
     let d = s.start_daemon(&[]);
-    let m = s.root.join("a");
-    write_tiny_module(&m, "after-exit");
-    let mut c = s.go(&m);
-    c.args(["build", "-x", "./..."]);
-    let out = c.output().unwrap();
-    let line = assert_ok(&out, "machine A through the daemon");
-    assert_eq!(daemon_pid(&line), Some(d.pid()), "{line}");
+    let (m, out) = s.build_through(&d, "after-exit");
     assert!(compiles(&out.stderr) >= 3);
     // The go command has exited; the daemon delivers what it queued.
     let t0 = Instant::now();
@@ -396,13 +428,7 @@ fn uploads_are_delivered_after_the_go_command_exits() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Machine B: a fresh local directory, the same remote, in-process: zero compiles.
-    let mut c = go(&m, &s.root.join("cache-b"), true);
-    s.env(&mut c);
-    c.env("SGCACHE_DAEMON", "off")
-        .args(["build", "-x", "./..."]);
-    let out = c.output().unwrap();
-    let line = assert_ok(&out, "machine B");
-    assert_eq!(compiles(&out.stderr), 0, "machine B compiled: {line}");
+    let line = s.machine_b_compiles_nothing(&m);
     assert!(line.contains("(in-process)"), "{line}");
 }
 
@@ -417,34 +443,22 @@ fn stop_returns_after_the_daemon_has_drained_and_exited() {
     let _g = serial();
     let s = Setup::new();
     let mut d = s.start_daemon(&[]);
-    let m = s.root.join("a");
-    write_tiny_module(&m, "stop-drains");
-    let mut c = s.go(&m);
-    c.args(["build", "-x", "./..."]);
-    let out = c.output().unwrap();
-    let line = assert_ok(&out, "machine A through the daemon");
-    assert_eq!(daemon_pid(&line), Some(d.pid()), "{line}");
+    let (m, _) = s.build_through(&d, "stop-drains");
     let stop = s.sgcache().args(["daemon", "--stop"]).output().unwrap();
     let said = String::from_utf8_lossy(&stop.stdout);
-    assert!(stop.status.success(), "--stop: {said}");
+    assert!(
+        stop.status.success(),
+        "--stop: {said}{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
     assert!(said.contains("stopped"), "--stop did not wait: {said}");
     // Gone already: reap it without waiting long.
-    let t0 = Instant::now();
-    while d.child.try_wait().unwrap().is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(2),
-            "--stop returned while the daemon still ran"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.exit_within(
+        Duration::from_secs(2),
+        "--stop returned while the daemon still ran",
+    );
     assert!(s.status().is_none(), "a daemon still answers");
-    let mut c = go(&m, &s.root.join("cache-b"), true);
-    s.env(&mut c);
-    c.env("SGCACHE_DAEMON", "off")
-        .args(["build", "-x", "./..."]);
-    let out = c.output().unwrap();
-    let line = assert_ok(&out, "machine B");
-    assert_eq!(compiles(&out.stderr), 0, "machine B compiled: {line}");
+    s.machine_b_compiles_nothing(&m);
 }
 
 /// SIGTERM (what systemd or a CI runner sends) stops the daemon like `--stop`: it exits 0
@@ -457,34 +471,15 @@ fn sigterm_drains_and_exits() {
     let _g = serial();
     let s = Setup::new();
     let mut d = s.start_daemon(&[]);
-    let m = s.root.join("a");
-    write_tiny_module(&m, "sigterm");
-    let mut c = s.go(&m);
-    c.args(["build", "-x", "./..."]);
-    let out = c.output().unwrap();
-    let line = assert_ok(&out, "machine A through the daemon");
-    assert_eq!(daemon_pid(&line), Some(d.pid()), "{line}");
+    let (m, _) = s.build_through(&d, "sigterm");
     signal(d.pid(), libc::SIGTERM);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = d.child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the daemon did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = d.exit_within(
+        Duration::from_secs(20),
+        "the daemon did not exit on SIGTERM",
+    );
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     assert!(s.sockets().is_empty(), "socket left: {:?}", s.sockets());
-    let mut c = go(&m, &s.root.join("cache-b"), true);
-    s.env(&mut c);
-    c.env("SGCACHE_DAEMON", "off")
-        .args(["build", "-x", "./..."]);
-    let out = c.output().unwrap();
-    let line = assert_ok(&out, "machine B");
-    assert_eq!(compiles(&out.stderr), 0, "machine B compiled: {line}");
+    s.machine_b_compiles_nothing(&m);
 }
 
 #[test]
