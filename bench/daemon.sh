@@ -78,13 +78,8 @@ if ((lat_pairs > 0)); then
   url=${SGCACHE_TEST_HTTP_URL:?needs the nginx server of .ci/servers.sh (not started here)}
   export SGCACHE_NAMESPACE="bench-daemon-$$-$(date +%s)" SGCACHE_REMOTE=$url
   GOCACHE=$work/seed2 SGCACHE_DAEMON=off go build std 2>/dev/null
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  target=$(python3 -c 'import re,sys; m=re.search(r"127\.0\.0\.1:(\d+)", sys.argv[1]); print(m.group(1))' "$url")
-  rustc -O --edition 2021 -o "$work/latency_proxy" "$root/bench/latency_proxy.rs"
-  "$work/latency_proxy" "$port" "$target" 20 &
-  proxy_pid=$!
-  sleep 0.5
-  export SGCACHE_REMOTE=${url/127.0.0.1:$target/127.0.0.1:$port}
+  latency_proxy "$url" 20
+  export SGCACHE_REMOTE=$slow_url
   fresh() { # mode -> ms
     # A new directory each time, none deleted before the end (see bench/remote.sh).
     local t0 dpid= d

@@ -19,3 +19,16 @@ export GOTOOLCHAIN=local GOENV=off GOTELEMETRY=off GOFLAGS=
 now() { date +%s%N; }
 ms_since() { echo $((($(now) - $1) / 1000000)); }
 median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; print m}'; }
+
+# latency_proxy URL MS: starts bench/latency_proxy.rs in front of URL's loopback port, adding
+# MS to every request; sets `proxy_pid` (the caller kills it) and `slow_url` (URL through it).
+latency_proxy() {
+  local port target
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  target=$(python3 -c 'import re,sys; m=re.search(r"127\.0\.0\.1:(\d+)", sys.argv[1]); print(m.group(1))' "$1")
+  rustc -O --edition 2021 -o "$work/latency_proxy" "$root/bench/latency_proxy.rs"
+  "$work/latency_proxy" "$port" "$target" "$2" &
+  proxy_pid=$!
+  sleep 0.5
+  slow_url=${1/127.0.0.1:$target/127.0.0.1:$port}
+}

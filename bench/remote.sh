@@ -85,13 +85,7 @@ printf 'fresh local + warm remote (%s), 0 ms added: %sx a warm local build (medi
 
 # 20 ms per request through a delaying proxy (TCP backends only).
 if [ "$backend" != file ]; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  target=$(python3 -c 'import re,sys; m=re.search(r"127\.0\.0\.1:(\d+)", sys.argv[1]); print(m.group(1))' "$url")
-  rustc -O --edition 2021 -o "$work/latency_proxy" "$root/bench/latency_proxy.rs"
-  "$work/latency_proxy" "$port" "$target" 20 &
-  proxy_pid=$!
-  sleep 0.5
-  slow_url=${url/127.0.0.1:$target/127.0.0.1:$port}
+  latency_proxy "$url" 20
   r20=$(pairs=$(( pairs < 3 ? pairs : 3 )) pair_series "$slow_url" "20ms")
   grep '^sgcache:' "$work/fresh.log" | tail -1 | sed 's/^/fresh build (20 ms): /'
   printf 'fresh local + warm remote (%s), 20 ms added per request: %sx a warm local build\n' "$backend" "$r20"

@@ -81,7 +81,7 @@ func main() {
 		t1 := time.Now()
 		var next int64
 		var wmu sync.Mutex
-		send := func(id []byte) *Resp {
+		send := func(command string, id []byte) *Resp {
 			ch := make(chan *Resp, 1)
 			mu.Lock()
 			next++
@@ -89,7 +89,7 @@ func main() {
 			inflight[n] = ch
 			mu.Unlock()
 			wmu.Lock()
-			enc.Encode(&Req{ID: n, Command: "get", ActionID: id})
+			enc.Encode(&Req{ID: n, Command: command, ActionID: id})
 			bw.WriteByte('\n')
 			bw.Flush()
 			wmu.Unlock()
@@ -97,7 +97,7 @@ func main() {
 		}
 		hits := 0
 		for _, id := range ids {
-			if r := send(id); !r.Miss {
+			if r := send("get", id); !r.Miss {
 				hits++
 			}
 		}
@@ -108,23 +108,13 @@ func main() {
 			go func(w int) {
 				defer wg.Done()
 				for i := w; i < len(ids); i += 2 {
-					send(ids[i])
+					send("get", ids[i])
 				}
 			}(w)
 		}
 		wg.Wait()
 		t3 := time.Now()
-		send(nil)
-		ch := make(chan *Resp, 1)
-		mu.Lock()
-		next++
-		n := next
-		inflight[n] = ch
-		mu.Unlock()
-		enc.Encode(&Req{ID: n, Command: "close"})
-		bw.WriteByte('\n')
-		bw.Flush()
-		<-ch
+		send("close", nil)
 		in.Close()
 		t4 := time.Now()
 		cmd.Wait()
