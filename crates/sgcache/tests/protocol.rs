@@ -278,3 +278,42 @@ fn large_put_streams_with_bounded_memory() {
         assert!(hwm_kb < 40 * 1024, "peak RSS {hwm_kb} KiB for a 64 MiB put");
     }
 }
+
+/// A knob with a value that cannot mean anything (including this session's daemon knobs):
+/// one clear line naming the knob and what it takes, a non-zero exit before the handshake,
+/// and nothing written to the cache directory.
+#[test]
+fn bad_knob_values_are_one_clear_error_and_touch_nothing() {
+    for (knob, value, says) in [
+        ("SGCACHE_DAEMON", "bogus", "possible values: off, on, auto"),
+        ("SGCACHE_DAEMON_IDLE", "forever", "is not a duration"),
+        ("SGCACHE_MAX_SIZE", "lots", "is not a size"),
+        ("SGCACHE_UPLOAD_DEADLINE", "soon", "is not a duration"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let out = common::serve_cmd(&dir)
+            .env(
+                "SGCACHE_REMOTE",
+                format!("file://{}", tmp.path().join("r").display()),
+            )
+            .env(knob, value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{knob}={value} was accepted");
+        assert!(
+            out.stdout.is_empty(),
+            "{knob}={value}: handshake sent anyway"
+        );
+        assert!(
+            err.contains(value) && err.contains(says),
+            "{knob}={value}: {err}"
+        );
+        assert!(
+            !dir.exists(),
+            "{knob}={value}: the cache directory was touched"
+        );
+    }
+}
