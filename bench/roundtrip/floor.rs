@@ -5,6 +5,13 @@
 //!   bench/floor.sh from GOCACHE, loaded with one read at start): answers every get from
 //!   memory. The floor of any helper on a warm build. It returns no `Time` (the go command
 //!   then uses now) and supports no puts (a warm build makes none).
+//! - With `PRELOADED_INDEX` and `COPY_FROM` (a warm GOCACHE): the same, but a hit first copies
+//!   the output from `COPY_FROM` into `GOCACHE` (one `copy_file_range` per get, no hashing, no
+//!   index entry), unless a background thread, copying every indexed output in index order
+//!   from the start (like sgcache's prefetch), has copied it already. The floor of any
+//!   helper that starts from an empty local directory and must put every output there
+//!   before answering, with a free, instant remote and no verification
+//!   (bench/remote_floor.sh).
 //! - Without: answers every get with the same canned hit (useless to the go command; for
 //!   bench/roundtrip.sh, it shows what the pipe round trip alone costs on this machine).
 use std::collections::HashMap;
@@ -60,6 +67,33 @@ fn main() {
         Err(_) => String::new(),
     };
     let canned = idx.is_empty();
+    let copy_from = std::env::var("COPY_FROM").ok();
+    // Outputs copied so far (by the prefetch thread or a get), by destination path.
+    let copied = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let dlen = dir.len();
+    let copy = move |from: &str, to: &str| {
+        if copied.lock().unwrap().contains(to) {
+            return;
+        }
+        let tmp = format!("{to}.tmp{:?}", std::thread::current().id());
+        std::fs::copy(format!("{from}{}", &to[dlen..]), &tmp).unwrap();
+        std::fs::rename(&tmp, to).unwrap();
+        copied.lock().unwrap().insert(to.to_string());
+    };
+    if let Some(from) = &copy_from {
+        for i in 0..256 {
+            std::fs::create_dir_all(format!("{dir}/{i:02x}")).unwrap();
+        }
+        let outs: Vec<String> = idx
+            .lines()
+            .map(|l| {
+                let o = l.split(' ').nth(1).unwrap();
+                format!("{dir}/{}/{o}-d", &o[..2])
+            })
+            .collect();
+        let (from, copy) = (from.clone(), copy.clone());
+        std::thread::spawn(move || outs.iter().for_each(|o| copy(&from, o)));
+    }
     let mut map: HashMap<String, String> = HashMap::new();
     for l in idx.lines() {
         let f: Vec<&str> = l.split(' ').collect();
@@ -114,6 +148,12 @@ fn main() {
                 .unwrap_or("");
             let hexa: String = unb64(a).iter().map(|b| format!("{b:02x}")).collect();
             match map.get(&hexa) {
+                Some(hit) if copy_from.is_some() => {
+                    // "DiskPath":"DIR/xx/OUT-d": copy it from the warm directory first.
+                    let path = hit.split("\"DiskPath\":\"").nth(1).unwrap();
+                    copy(copy_from.as_deref().unwrap(), path.split('"').next().unwrap());
+                    resp.extend_from_slice(format!("{{\"ID\":{id},{hit}").as_bytes())
+                }
                 Some(hit) => resp.extend_from_slice(format!("{{\"ID\":{id},{hit}").as_bytes()),
                 None => {
                     resp.extend_from_slice(format!("{{\"ID\":{id},\"Miss\":true}}\n").as_bytes())

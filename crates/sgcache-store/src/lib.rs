@@ -20,9 +20,10 @@ mod store;
 pub use backend::{ACCEPTED_SCHEMES, Layout, OpendalStore, mask_url, open_store};
 pub use error::{ErrorKind, StoreError};
 pub use format::{
-    CODEC_RAW, CODEC_ZSTD, EntryRejection, MANIFEST_MAGIC, MANIFEST_MAX, ManifestRecord,
-    OBJECT_MAGIC, RemoteEntry, decode_entry, decode_manifest, encode_entry, encode_manifest,
-    encode_namespace, plain_action_key,
+    CODEC_RAW, CODEC_ZSTD, EntryRejection, MANIFEST_MAGIC, MANIFEST_MAX, MANIFEST_MAX_PACKS,
+    Manifest, ManifestRecord, OBJECT_MAGIC, PACK_MAGIC, PackRef, PackSplitter, PackTarget,
+    RemoteEntry, decode_entry, decode_manifest, encode_entry, encode_manifest, encode_namespace,
+    encode_pack_header, plain_action_key,
 };
 pub use remote::{DrainReport, Mode, Remote, RemoteConfig};
 pub use singleflight::SingleFlight;

@@ -31,7 +31,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use crate::backend::{Layout, OpendalStore, parse_url};
 use crate::error::{ErrorKind, StoreError};
 use crate::format::{
-    self, MANIFEST_MAGIC, MANIFEST_MAX, ManifestRecord, ObjectDecoder, RemoteEntry, Verifier,
+    self, Manifest, ManifestRecord, ObjectDecoder, PackRef, RemoteEntry, Verifier,
 };
 use crate::layers::{Breaker, BreakerState, Meter, Metered, Retry, RetryPolicy, Timeout};
 use crate::store::{Body, ByteStream, Capabilities, Store, read_all};
@@ -76,6 +76,9 @@ pub struct RemoteConfig {
     /// Consecutive failures after which the remote is switched off (0 = never).
     /// Credential errors switch it off at once.
     pub breaker_threshold: u32,
+    /// With each stored manifest, also store its outputs in packs (a few MiB each), so
+    /// prefetch fetches them with a few requests instead of one per output.
+    pub packs: bool,
     /// OpenDAL configuration keys for the service, overriding the URL's query parameters
     /// (e.g. `access_key_id`, `account_key`, `credential_path`).
     pub extra: BTreeMap<String, String>,
@@ -96,6 +99,7 @@ impl RemoteConfig {
             upload_concurrency: 8,
             upload_queue: 1024,
             breaker_threshold: 5,
+            packs: true,
             extra: BTreeMap::new(),
         }
     }
@@ -131,6 +135,9 @@ struct Counters {
     uploads_skipped: AtomicU64,
     upload_failed: AtomicU64,
     upload_dropped: AtomicU64,
+    packs_stored: AtomicU64,
+    packs_skipped: AtomicU64,
+    packs_fetched: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -265,15 +272,15 @@ impl Remote {
     /// first one found wins. A manifest is verified exactly like an action entry (it is a list
     /// of them): read from a namespace we trust, and with a signing key only under a valid
     /// tag, so a forged or foreign-signed manifest is ignored whole. Any error is an empty
-    /// list.
-    pub async fn get_manifest(&self, name: &[u8; 32]) -> Vec<ManifestRecord> {
+    /// manifest.
+    pub async fn get_manifest(&self, name: &[u8; 32]) -> Manifest {
         let s = self.s();
         if s.cfg.mode == Mode::WriteOnly {
-            return Vec::new();
+            return Manifest::default();
         }
         let id = manifest_id(name);
         let key = s.cfg.signing_key.as_deref();
-        let limit = MANIFEST_MAGIC.len() + format::MANIFEST_RECORD * MANIFEST_MAX + 32;
+        let limit = format::MANIFEST_MAX_BYTES;
         for ns in s.read_order() {
             let k = s.ac_key(ns, &id);
             let bytes = match s.store.get(&k).await {
@@ -282,39 +289,40 @@ impl Remote {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::debug!(error = %e, "remote: manifest unreadable");
-                        return Vec::new();
+                        return Manifest::default();
                     }
                 },
                 Err(e) => {
                     tracing::debug!(error = %e, "remote: manifest lookup failed");
-                    return Vec::new();
+                    return Manifest::default();
                 }
             };
             match format::decode_manifest(&bytes, ns, name, key) {
-                Ok(list) => return list,
+                Ok(m) => return m,
                 Err(why) => {
                     s.c.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(key = %k, ?why, "remote: manifest ignored");
                 }
             }
         }
-        Vec::new()
+        Manifest::default()
     }
 
-    /// Stores the build manifest `name` in our namespace (at most [`MANIFEST_MAX`] records,
-    /// most recent first; signed with the signing key if there is one). No-op in read-only
-    /// mode or once the breaker is open.
+    /// Stores the build manifest `name` in our namespace (at most [`format::MANIFEST_MAX`] records,
+    /// most recent first, and the packs of their outputs; signed with the signing key if
+    /// there is one). No-op in read-only mode or once the breaker is open.
     pub async fn put_manifest(
         &self,
         name: &[u8; 32],
         records: &[ManifestRecord],
+        packs: &[PackRef],
     ) -> Result<(), StoreError> {
         let s = self.s();
         if s.cfg.mode == Mode::ReadOnly || s.breaker.is_open() {
             return Ok(());
         }
         let ns = &s.cfg.namespace;
-        let body = format::encode_manifest(records, ns, name, s.cfg.signing_key.as_deref());
+        let body = format::encode_manifest(records, packs, ns, name, s.cfg.signing_key.as_deref());
         let k = s.ac_key(ns, &manifest_id(name));
         s.store.put(&k, Body::from_bytes(Bytes::from(body))).await
     }
@@ -384,6 +392,66 @@ impl Remote {
     /// Counts an object found corrupt after [`Remote::fetch_object_into_checking_sink`].
     pub fn count_corrupt(&self) {
         self.s().c.corrupt.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stores `pack` (a whole pack: header and objects) under `cas/<its SHA-256>`, framed and
+    /// compressed like any object, unless the remote has it already. Returns its reference.
+    pub async fn put_pack(&self, pack: Vec<u8>) -> Result<PackRef, StoreError> {
+        let s = self.inner.shared.clone();
+        let (id, body) = tokio::task::spawn_blocking(move || {
+            let id: [u8; 32] = Sha256::digest(&pack).into();
+            let len = pack.len() as u64;
+            let body = match (s.layout, s.cfg.compression_level) {
+                (Layout::Plain, _) => pack,
+                (Layout::Framed, level) => {
+                    let mut b = format::OBJECT_MAGIC.to_vec();
+                    match level {
+                        Some(l) => {
+                            b.push(format::CODEC_ZSTD);
+                            zstd::stream::copy_encode(&pack[..], &mut b, l)?;
+                        }
+                        None => {
+                            b.push(format::CODEC_RAW);
+                            b.extend_from_slice(&pack);
+                        }
+                    }
+                    b
+                }
+            };
+            Ok::<_, std::io::Error>((PackRef { id, len }, body))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| StoreError::backend("put", "pack", ErrorKind::Permanent, e.to_string()))?;
+        let s = self.s();
+        let key = s.cas_key(&id.id);
+        if s.caps.exists && s.store.exists(&key).await? {
+            s.c.packs_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(id);
+        }
+        s.store
+            .put(&key, Body::from_bytes(Bytes::from(body)))
+            .await?;
+        s.c.packs_stored.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// Streams the pack `pack` into `sink` (decompressed; never more than its length). Its
+    /// bytes are not hashed as a whole: the sink must verify every object it keeps (a
+    /// [`format::PackSplitter`] feeding the local tier's `PendingPut`s does).
+    pub async fn fetch_pack(
+        &self,
+        pack: &PackRef,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<bool, StoreError> {
+        let found = self
+            .fetch_object_with(&pack.id, pack.len, sink, false)
+            .await;
+        if matches!(found, Ok(true)) {
+            self.s().c.packs_fetched.fetch_add(1, Ordering::Relaxed);
+        }
+        found
     }
 
     async fn fetch_object_with(
@@ -551,6 +619,9 @@ impl Remote {
             ("uploads_skipped_existing", l(&s.c.uploads_skipped)),
             ("upload_failed", l(&s.c.upload_failed)),
             ("upload_dropped", l(&s.c.upload_dropped)),
+            ("packs_stored", l(&s.c.packs_stored)),
+            ("packs_skipped_existing", l(&s.c.packs_skipped)),
+            ("packs_fetched", l(&s.c.packs_fetched)),
             ("remote_disabled", u64::from(s.breaker.is_open())),
         ]
     }

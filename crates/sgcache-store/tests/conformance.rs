@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use sgcache_store::{
-    Body, ByteStream, Capabilities, ErrorKind, Layout, Mode, Remote, RemoteConfig, Store,
-    StoreError, open_store, read_all,
+    Body, ByteStream, Capabilities, ErrorKind, Layout, ManifestRecord, Mode, PackSplitter,
+    PackTarget, Remote, RemoteConfig, RemoteEntry, Store, StoreError, encode_pack_header,
+    open_store, read_all,
 };
 use sha2::{Digest, Sha256};
 
@@ -193,6 +194,7 @@ async fn suite(b: &Backend) {
     signatures(b).await;
     corrupted_object_is_never_accepted(b).await;
     probe(b).await;
+    manifests_and_packs(b).await;
     big_object(b).await;
     eprintln!(
         "conformance[{}]: all cases passed in {:?}",
@@ -353,6 +355,106 @@ async fn compressed_and_plain_coexist(b: &Backend) {
             b.name
         );
     }
+}
+
+/// Collects the objects of a pack.
+#[derive(Default)]
+struct Collect(Vec<([u8; 32], Vec<u8>)>);
+
+impl PackTarget for Collect {
+    fn begin(&mut self, id: &[u8; 32], _size: u64) -> std::io::Result<bool> {
+        self.0.push((*id, Vec::new()));
+        Ok(true)
+    }
+    fn data(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.0.last_mut().expect("begun").1.extend_from_slice(b);
+        Ok(())
+    }
+    fn end(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A manifest with packs round-trips in its namespace (and is absent from another); a pack
+/// is stored once (compressed where the layout frames objects), and streams back whole.
+async fn manifests_and_packs(b: &Backend) {
+    let space = ns("packs");
+    let r = b.remote(b.cfg(&space));
+    let objs: Vec<([u8; 32], Vec<u8>)> =
+        [noise(3000, 41), Vec::new(), b"compressible ".repeat(50_000)]
+            .into_iter()
+            .map(|d| (Sha256::digest(&d).into(), d))
+            .collect();
+    let header: Vec<([u8; 32], u64)> = objs.iter().map(|(i, d)| (*i, d.len() as u64)).collect();
+    let mut pack = encode_pack_header(&header);
+    for (_, d) in &objs {
+        pack.extend_from_slice(d);
+    }
+    let p = r.put_pack(pack.clone()).await.unwrap();
+    assert_eq!(p.len, pack.len() as u64);
+    assert_eq!(p.id, <[u8; 32]>::from(Sha256::digest(&pack)));
+    assert_eq!(counter(&r, "packs_stored"), 1, "[{}]", b.name);
+    let again = r.put_pack(pack.clone()).await.unwrap();
+    assert_eq!(again, p);
+    let (raw, layout) = b.raw();
+    if raw.capabilities().exists {
+        assert_eq!(
+            counter(&r, "packs_skipped_existing"),
+            1,
+            "[{}] a pack the remote has is not uploaded again",
+            b.name
+        );
+    }
+    let key = format!("cas/{}", hex::encode(p.id));
+    let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
+        .await
+        .unwrap();
+    if layout == Layout::Framed {
+        assert_eq!(&stored[..4], b"SGC\x01", "[{}] pack header", b.name);
+        assert!(
+            stored.len() < pack.len() / 4,
+            "[{}] pack not compressed",
+            b.name
+        );
+    } else {
+        assert!(stored == pack, "[{}] plain layout stores packs raw", b.name);
+    }
+    let mut sp = PackSplitter::new(Collect::default());
+    assert!(
+        r.fetch_pack(&p, &mut sp).await.unwrap(),
+        "[{}] pack missing",
+        b.name
+    );
+    assert!(sp.is_complete());
+    assert!(
+        sp.into_target().0 == objs,
+        "[{}] pack objects differ",
+        b.name
+    );
+    assert_eq!(counter(&r, "packs_fetched"), 1);
+
+    let name = rand_id();
+    let records: Vec<ManifestRecord> = objs
+        .iter()
+        .map(|(i, d)| ManifestRecord {
+            action: rand_id(),
+            entry: RemoteEntry {
+                output_id: *i,
+                size: d.len() as u64,
+                time_nanos: 7,
+            },
+        })
+        .collect();
+    r.put_manifest(&name, &records, &[p]).await.unwrap();
+    let m = r.get_manifest(&name).await;
+    assert_eq!(m.records, records, "[{}] manifest records", b.name);
+    assert_eq!(m.packs, vec![p], "[{}] manifest packs", b.name);
+    let other = b.remote(b.cfg(&ns("packs-other")));
+    assert!(
+        other.get_manifest(&name).await.records.is_empty(),
+        "[{}] a manifest is read only from the namespaces one trusts",
+        b.name
+    );
 }
 
 async fn namespaces(b: &Backend) {

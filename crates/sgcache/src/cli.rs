@@ -142,6 +142,15 @@ pub struct GlobalArgs {
           value_parser = BoolishValueParser::new())]
     pub prefetch: bool,
 
+    /// Packs: with each manifest it stores, sgcache also stores the outputs it lists in packs
+    /// of about 2 MiB (once more, beside `cas/`), so the next run's prefetch needs a few large
+    /// requests instead of one per output. Off neither writes nor reads packs (saving that
+    /// remote space and upload traffic).
+    #[arg(long, global = true, env = "SGCACHE_PACKS", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true", default_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub packs: bool,
+
     /// Name of the build context whose manifest is used. Default: derived from the working
     /// directory, GOOS, GOARCH, GOFLAGS, CGO_ENABLED and GOEXPERIMENT (the Go version is
     /// already part of every action id).

@@ -77,6 +77,7 @@ impl Config {
             r.upload_concurrency = usize::from(g.upload_concurrency);
             r.upload_queue = g.upload_queue as usize;
             r.breaker_threshold = g.breaker_threshold;
+            r.packs = g.packs;
             // Azure's conventional variables, as OpenDAL configuration keys.
             for (var, key) in [
                 ("AZURE_STORAGE_ACCOUNT", "account_name"),
@@ -150,6 +151,7 @@ pub fn daemon_key(dir: &std::path::Path, r: &RemoteConfig, credentials: &[u8; 32
     };
     field(&mut h, "signing-key", &key);
     field(&mut h, "mode", format!("{:?}", r.mode).as_bytes());
+    field(&mut h, "packs", &[u8::from(r.packs)]);
     field(
         &mut h,
         "compression",

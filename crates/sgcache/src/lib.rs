@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod daemon;
+mod pack;
 pub mod serve;
 pub mod tier;
 pub mod work;

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sgcache_disk::{DiskCache, Entry, Id};
-use sgcache_store::{ManifestRecord, Remote, RemoteEntry, SingleFlight};
+use sgcache_store::{Manifest, ManifestRecord, PackRef, Remote, RemoteEntry, SingleFlight};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
@@ -44,6 +44,9 @@ const PREFETCH_CONCURRENCY_FAR: usize = 96;
 const FAR_RTT: Duration = Duration::from_millis(12);
 /// Prefetch starts no new lookup after this long.
 const PREFETCH_TIME: Duration = Duration::from_secs(120);
+/// Packs prefetch keeps in flight against a remote at local speed, and a far one.
+const PACKS_NEAR: usize = 4;
+const PACKS_FAR: usize = 16;
 /// Prefetch stops after this many bytes.
 const PREFETCH_BYTES: u64 = 8 << 30;
 
@@ -142,34 +145,89 @@ impl Fetcher {
             .await
     }
 
-    /// Loads the manifest `name` into `previous` and looks up what the local tier lacks.
+    /// Loads the manifest `name` into `previous` and fetches what the local tier lacks:
+    /// its packs and, beside them, the outputs too big for packs; then looks up whatever
+    /// is still missing one by one.
     pub(crate) async fn prefetch(
         &self,
         name: Id,
-        previous: Arc<Mutex<Vec<ManifestRecord>>>,
+        previous: Arc<Mutex<Manifest>>,
         counts: Arc<PrefetchCounts>,
     ) {
         let asked = Instant::now();
-        let list = self.remote.get_manifest(&name).await;
-        let concurrency = if asked.elapsed() >= FAR_RTT {
+        let manifest = self.remote.get_manifest(&name).await;
+        let far = asked.elapsed() >= FAR_RTT;
+        let concurrency = if far {
             PREFETCH_CONCURRENCY_FAR
         } else {
             PREFETCH_CONCURRENCY_NEAR
         };
         tracing::debug!(
-            "prefetch: manifest of {} records in {:?}; {concurrency} lookups in flight",
-            list.len(),
+            "prefetch: manifest of {} records and {} packs in {:?}; {concurrency} lookups in flight",
+            manifest.records.len(),
+            manifest.packs.len(),
             asked.elapsed()
         );
-        counts
-            .manifest_entries
-            .store(list.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        *previous.lock().unwrap_or_else(|p| p.into_inner()) = list.clone();
+        counts.manifest_entries.store(
+            manifest.records.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        *previous.lock().unwrap_or_else(|p| p.into_inner()) = manifest.clone();
+        let Manifest { records, packs } = manifest;
         self.known
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(list.iter().map(|r| (r.action, *r)));
-        prefetch_all(self.clone(), list, concurrency, counts).await;
+            .extend(records.iter().map(|r| (r.action, *r)));
+        if !packs.is_empty() && self.remote.config().packs {
+            let big: Vec<ManifestRecord> = records
+                .iter()
+                .filter(|r| !crate::pack::packable(r.entry.size))
+                .copied()
+                .collect();
+            let in_flight = if far { PACKS_FAR } else { PACKS_NEAR };
+            tokio::join!(
+                self.fetch_packs(&records, packs, in_flight, &counts),
+                prefetch_all(self.clone(), big, concurrency, counts.clone()),
+            );
+        }
+        prefetch_all(self.clone(), records, concurrency, counts).await;
+    }
+
+    /// Fetches `packs`, `in_flight` at a time, keeping the outputs of `records` the local
+    /// tier lacks (see [`crate::pack`]).
+    async fn fetch_packs(
+        &self,
+        records: &[ManifestRecord],
+        packs: Vec<PackRef>,
+        in_flight: usize,
+        counts: &Arc<PrefetchCounts>,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let wanted = crate::pack::wanted(&self.disk, records);
+        if wanted.is_empty() {
+            return;
+        }
+        let wanted = Arc::new(Mutex::new(wanted));
+        let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
+        let mut set = tokio::task::JoinSet::new();
+        for p in packs {
+            if wanted.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                break;
+            }
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let (this, wanted, counts) = (self.clone(), wanted.clone(), counts.clone());
+            set.spawn(async move {
+                let n =
+                    crate::pack::fetch_pack(&this.remote, &this.disk, &this.downloads, &wanted, &p)
+                        .await;
+                counts.pack_objects.fetch_add(n, Relaxed);
+                drop(permit);
+            });
+            while set.try_join_next().is_some() {}
+        }
+        while set.join_next().await.is_some() {}
     }
 }
 
@@ -184,7 +242,7 @@ pub struct RemoteTier {
     /// Actions this run used, in order of first use.
     served: Arc<Mutex<Used>>,
     /// The manifest loaded at start.
-    previous: Arc<Mutex<Vec<ManifestRecord>>>,
+    previous: Arc<Mutex<Manifest>>,
     prefetch: Mutex<Option<JoinHandle<()>>>,
     /// Lookups prefetch started, how many found their entry; gets that waited.
     prefetch_counts: Arc<PrefetchCounts>,
@@ -194,6 +252,8 @@ pub struct RemoteTier {
 #[derive(Debug, Default)]
 pub(crate) struct PrefetchCounts {
     pub(crate) manifest_entries: std::sync::atomic::AtomicU64,
+    /// Outputs prefetch took from packs.
+    pub(crate) pack_objects: std::sync::atomic::AtomicU64,
     pub(crate) started: std::sync::atomic::AtomicU64,
     pub(crate) found: std::sync::atomic::AtomicU64,
     /// Gets whose reply waited on the remote (a local miss looked up remotely, including
@@ -203,13 +263,14 @@ pub(crate) struct PrefetchCounts {
 }
 
 impl PrefetchCounts {
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 5] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 6] {
         use std::sync::atomic::Ordering::Relaxed;
         [
             (
                 "prefetch_manifest_entries",
                 self.manifest_entries.load(Relaxed),
             ),
+            ("prefetch_pack_objects", self.pack_objects.load(Relaxed)),
             ("prefetch_lookups", self.started.load(Relaxed)),
             ("prefetch_found", self.found.load(Relaxed)),
             ("get_remote_waits", self.get_waits.load(Relaxed)),
@@ -237,7 +298,7 @@ impl RemoteTier {
             inflight: Mutex::new(Vec::new()),
             manifest: None,
             served: Arc::new(Mutex::new(Default::default())),
-            previous: Arc::new(Mutex::new(Vec::new())),
+            previous: Arc::default(),
             prefetch: Mutex::new(None),
             prefetch_counts: Arc::default(),
         })
@@ -329,31 +390,62 @@ impl RemoteTier {
         let manifest = self.manifest.map(|name| {
             let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
             let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
-            (name, merge_manifest(&served, &previous))
+            (
+                name,
+                merge_manifest(&served, &previous.records),
+                previous.clone(),
+            )
         });
         let remote = &self.fetcher.remote;
         self.rt.block_on(async {
             for t in tasks {
                 let _ = t.await;
             }
-            if let Some((name, list)) = manifest
+            if let Some((name, list, previous)) = manifest
                 && !list.is_empty()
             {
-                store_manifest(remote, &name, &list).await;
+                store_manifest(remote, &self.fetcher.disk, &name, list, &previous).await;
             }
             remote.drain().await
         })
     }
 }
 
-/// Stores a manifest, bounded by the upload deadline; failures only cost prefetch later.
-pub(crate) async fn store_manifest(remote: &Remote, name: &Id, list: &[ManifestRecord]) {
-    let deadline = remote.config().upload_deadline;
-    match tokio::time::timeout(deadline, remote.put_manifest(name, list)).await {
-        Ok(Ok(())) => {}
+/// Stores the manifest `list` (with packs of its outputs, when packs are on: see
+/// [`crate::pack`]), all bounded by the upload deadline; returns what was stored. Failures
+/// only cost prefetch later.
+pub(crate) async fn store_manifest(
+    remote: &Remote,
+    disk: &Arc<DiskCache>,
+    name: &Id,
+    list: Vec<ManifestRecord>,
+    previous: &Manifest,
+) -> Manifest {
+    let cfg = remote.config();
+    if cfg.mode == sgcache_store::Mode::ReadOnly || remote.is_disabled() {
+        return previous.clone();
+    }
+    let work = async {
+        let packs = if cfg.packs {
+            crate::pack::store_packs(remote, disk, &list, previous).await
+        } else {
+            Vec::new()
+        };
+        let m = Manifest {
+            records: list,
+            packs,
+        };
+        remote
+            .put_manifest(name, &m.records, &m.packs)
+            .await
+            .map(|()| m)
+    };
+    match tokio::time::timeout(cfg.upload_deadline, work).await {
+        Ok(Ok(m)) => return m,
         Ok(Err(e)) => tracing::debug!("remote: storing the manifest: {e}"),
         Err(_) => tracing::debug!("remote: storing the manifest timed out"),
     }
+    previous.clone()
 }
 
 /// The manifest to store: this run's actions first, then the previous manifest's others,

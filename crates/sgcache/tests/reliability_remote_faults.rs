@@ -375,7 +375,8 @@ fn fresh_build(
 /// with prefetch (B) and one without (C) both build with zero compiles, and B's gets wait
 /// on the remote far less often. A *blocking round trip* is a get whose reply waited on
 /// the remote (a local miss looked up remotely, including one that joined a prefetch
-/// lookup still in flight): the summary counter `get_remote_waits`.
+/// lookup still in flight): the summary counter `get_remote_waits`. A fourth machine (D)
+/// prefetches without packs, one request per output: B, with packs, needs far fewer.
 #[test]
 fn prefetch_cuts_blocking_round_trips_behind_latency() {
     let Some(Setup {
@@ -413,7 +414,21 @@ fn prefetch_cuts_blocking_round_trips_behind_latency() {
     );
     let off = [manifest[0], ("SGCACHE_PREFETCH", "0")];
     let (c, cout) = fresh_build(&proxy, &module, &tmp.path().join("c"), &purl, &ns, &off);
-    for (name, r) in [("A (cold)", &a), ("B prefetch", &b), ("C no prefetch", &c)] {
+    let one_by_one = [manifest[0], ("SGCACHE_PACKS", "0")];
+    let (d, dout) = fresh_build(
+        &proxy,
+        &module,
+        &tmp.path().join("d"),
+        &purl,
+        &ns,
+        &one_by_one,
+    );
+    for (name, r) in [
+        ("A (cold)", &a),
+        ("B prefetch", &b),
+        ("C no prefetch", &c),
+        ("D prefetch without packs", &d),
+    ] {
         eprintln!(
             "{name}: {} compiles, {} blocking round trips (gets that waited; {} ms waited in \
              all), {} HTTP requests, wall {:.2?}",
@@ -423,7 +438,8 @@ fn prefetch_cuts_blocking_round_trips_behind_latency() {
     assert_eq!(b.compiles, 0, "B compiled: {}", summary(&bout));
     assert_eq!(c.compiles, 0, "C compiled: {}", summary(&cout));
     assert!(
-        summary_counter(&bout, "prefetch_found") > 0,
+        summary_counter(&bout, "prefetch_found") + summary_counter(&bout, "prefetch_pack_objects")
+            > 0,
         "prefetch found nothing: {}",
         summary(&bout)
     );
@@ -447,4 +463,15 @@ fn prefetch_cuts_blocking_round_trips_behind_latency() {
         summary(&cout)
     );
     assert!(b.wall < c.wall, "prefetch made B slower than C");
+    // Packs: the outputs come in a few requests instead of one each.
+    assert_eq!(d.compiles, 0, "D compiled: {}", summary(&dout));
+    assert_eq!(summary_counter(&dout, "prefetch_pack_objects"), 0);
+    assert!(
+        b.requests * 2 <= d.requests,
+        "packs: {} HTTP requests, one by one: {}\nB {}\nD {}",
+        b.requests,
+        d.requests,
+        summary(&bout),
+        summary(&dout)
+    );
 }

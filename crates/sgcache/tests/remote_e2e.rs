@@ -281,12 +281,15 @@ fn corrupted_remote_objects_are_never_used() {
     let b = &backends(&root)[0];
     let module = tmp.path().join("m");
     write_tiny_module(&module, "corrupt");
+    // No packs: they would hold intact copies of some objects (a flipped byte in compressed
+    // data spoils only part of a pack). `corrupted_pack_objects_are_never_used` covers them.
+    let no_packs = [("SGCACHE_PACKS", "0")];
     build(&mut go_remote(
         &module,
         &tmp.path().join("a"),
         b,
         "main",
-        &[],
+        &no_packs,
     ));
     // Flip a byte in the middle of every object.
     let mut n = 0;
@@ -307,7 +310,7 @@ fn corrupted_remote_objects_are_never_used() {
         root.display()
     );
     let cache_b = tmp.path().join("b");
-    let out = build(&mut go_remote(&module, &cache_b, b, "main", &[]));
+    let out = build(&mut go_remote(&module, &cache_b, b, "main", &no_packs));
     assert!(
         compiles(&out.stderr) >= 3,
         "corrupted objects were used: {}",
@@ -316,6 +319,76 @@ fn corrupted_remote_objects_are_never_used() {
     assert!(
         common::summary_counter(&out, "corrupt_objects") >= 3,
         "corrupt objects not counted: {}",
+        summary(&out)
+    );
+    let v = run_ok({
+        let mut c = Command::new(common::bin());
+        c.args(["verify", "--json", "--grace", "0s"])
+            .env("SGCACHE_DIR", &cache_b);
+        c
+    });
+    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+}
+
+/// A pack holding a corrupted object: that object is rejected (and counted), never reaches
+/// the local tier, and is fetched on its own instead, while the rest of the pack is used.
+#[test]
+fn corrupted_pack_objects_are_never_used() {
+    if !have_go("corrupted_pack_objects_are_never_used") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("remote");
+    let b = &backends(&root)[0];
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, "packcorrupt");
+    // Raw objects, so a flipped byte is a wrong object, not undecodable zstd.
+    let env = [
+        ("SGCACHE_MANIFEST_KEY", "packs"),
+        ("SGCACHE_COMPRESSION", "off"),
+    ];
+    build(&mut go_remote(
+        &module,
+        &tmp.path().join("a"),
+        b,
+        "main",
+        &env,
+    ));
+    let u32_at = |d: &[u8], i: usize| u32::from_le_bytes(d[i..i + 4].try_into().unwrap()) as usize;
+    let u64_at = |d: &[u8], i: usize| u64::from_le_bytes(d[i..i + 8].try_into().unwrap()) as usize;
+    let mut flipped = 0;
+    for f in walk(&root) {
+        let mut d = std::fs::read(&f).unwrap();
+        // Framed raw object `SGC\0`, then the pack: `sgp1`, count, (id, size) each, bodies.
+        if !d.starts_with(b"SGC\0sgp1") {
+            continue;
+        }
+        let n = u32_at(&d, 8);
+        let mut at = 12 + 40 * n;
+        for k in 0..n {
+            let size = u64_at(&d, 12 + 40 * k + 32);
+            if size >= 2 {
+                d[at + size / 2] ^= 0x55;
+                flipped += 1;
+                break;
+            }
+            at += size;
+        }
+        std::fs::write(&f, d).unwrap();
+    }
+    assert!(flipped >= 1, "no pack found under {}", root.display());
+    let cache_b = tmp.path().join("b");
+    let out = build(&mut go_remote(&module, &cache_b, b, "main", &env));
+    assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
+    assert!(
+        common::summary_counter(&out, "corrupt_objects") >= flipped as u64,
+        "corrupted pack objects not counted: {}",
+        summary(&out)
+    );
+    assert!(
+        common::summary_counter(&out, "prefetch_pack_objects") >= 1,
+        "the rest of the pack was not used: {}",
         summary(&out)
     );
     let v = run_ok({
@@ -642,11 +715,15 @@ fn manifest_prefetch_fetches_ahead() {
     ));
     let manifests = walk(&tmp.path().join("remote"))
         .into_iter()
-        .filter(|p| std::fs::read(p).is_ok_and(|d| d.starts_with(b"sgm2")))
+        .filter(|p| std::fs::read(p).is_ok_and(|d| d.starts_with(b"sgm3")))
         .count();
     assert_eq!(manifests, 1, "one manifest stored");
 
-    let prefetched = |out: &Output| common::summary_counter(out, "prefetch_lookups");
+    // Prefetch takes the outputs from packs (a few requests), or one by one.
+    let prefetched = |out: &Output| {
+        common::summary_counter(out, "prefetch_lookups")
+            + common::summary_counter(out, "prefetch_pack_objects")
+    };
     let out = build(&mut go_remote(
         &module,
         &tmp.path().join("b"),
@@ -656,8 +733,9 @@ fn manifest_prefetch_fetches_ahead() {
     ));
     assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
     assert!(
-        prefetched(&out) >= 3,
-        "prefetch lookups: {}",
+        common::summary_counter(&out, "prefetch_pack_objects") >= 3
+            && common::summary_counter(&out, "packs_fetched") >= 1,
+        "prefetch did not use packs: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use sgcache_disk::{DiskCache, Id};
-use sgcache_store::{ManifestRecord, Remote};
+use sgcache_store::{Manifest, Remote};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
@@ -40,7 +40,7 @@ const HELLO_WAIT: Duration = Duration::from_secs(5);
 /// Per build context (manifest name): what prefetch loaded, and prefetch itself.
 #[derive(Debug, Default)]
 struct Context {
-    previous: Arc<Mutex<Vec<ManifestRecord>>>,
+    previous: Arc<Mutex<Manifest>>,
     loaded: AtomicBool,
     prefetch: Mutex<Option<tokio::task::JoinHandle<()>>>,
     counts: Arc<PrefetchCounts>,
@@ -347,16 +347,17 @@ impl Daemon {
             let _serial = ctx.write.lock().await;
             let remote = d.fetcher.remote();
             if !ctx.loaded.swap(true, Ordering::SeqCst) {
-                let list = remote.get_manifest(&name).await;
+                let m = remote.get_manifest(&name).await;
                 let mut p = lock(&ctx.previous);
-                if p.is_empty() {
-                    *p = list;
+                if p.records.is_empty() {
+                    *p = m;
                 }
             }
-            let list = merge_manifest(&used, &lock(&ctx.previous));
+            let previous = lock(&ctx.previous).clone();
+            let list = merge_manifest(&used, &previous.records);
             if !list.is_empty() {
-                store_manifest(remote, &name, &list).await;
-                *lock(&ctx.previous) = list;
+                let stored = store_manifest(remote, d.fetcher.disk(), &name, list, &previous).await;
+                *lock(&ctx.previous) = stored;
                 d.manifests_stored.fetch_add(1, Ordering::Relaxed);
             }
             d.manifest_writes.fetch_sub(1, Ordering::SeqCst);

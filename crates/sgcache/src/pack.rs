@@ -1,0 +1,302 @@
+//! Packs: a manifest's outputs stored a few MiB at a time, so prefetch makes a few large
+//! requests instead of one per output. Per request, not per byte, is where a prefetch spends:
+//! on loopback in CPU (a request, a response, a file opened on the server), on a far remote
+//! in round trips. The byte format is in `sgcache-store` (`format.rs`) and `docs/remote.md`.
+//!
+//! Writing, when a run stores its manifest: the outputs it lists that the previous
+//! manifest's packs lack are read from the local tier, in record order, into new packs added
+//! to the previous ones; when the packs would hold over twice the bytes the manifest needs,
+//! all are rebuilt. Cuts are content-defined (after an output whose id starts with a byte
+//! below [`CUT_BELOW`], or at [`PACK_TARGET`] bytes), so a rebuild after a small change
+//! yields mostly the packs the remote has already (not uploaded again). Outputs over
+//! [`PACK_OBJECT_MAX`] are not packed: one request each costs little against their size.
+//!
+//! Reading, in prefetch: packs are fetched a few at a time. As a pack's header arrives, each
+//! output it holds that a trusted record names and the local tier lacks is claimed (no other
+//! pack writes it), and a get for it joins the pack's download through the fetcher's
+//! download single-flight instead of starting its own. Every kept object goes through
+//! `PendingPut`, so nothing is visible before its SHA-256 equals its output id; its records'
+//! index entries are written as soon as it commits. A pack that fails or is cut short
+//! releases what it claimed, and those outputs are fetched one by one.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sgcache_disk::{DiskCache, Id, PendingPut};
+use sgcache_store::{
+    Manifest, ManifestRecord, PackRef, PackSplitter, PackTarget, Remote, SingleFlight,
+    encode_pack_header,
+};
+use tokio::sync::oneshot;
+
+/// Largest output put in a pack.
+pub(crate) const PACK_OBJECT_MAX: u64 = 4 << 20;
+/// A pack is cut once it holds this many bytes of outputs.
+const PACK_TARGET: usize = 2 << 20;
+/// A pack is cut after an output whose id's first byte is below this (1 in 32).
+const CUT_BELOW: u8 = 8;
+/// Packs uploaded at once.
+const PACK_UPLOADS: usize = 4;
+
+/// Whether an output of `size` bytes goes into packs.
+pub(crate) fn packable(size: u64) -> bool {
+    size <= PACK_OBJECT_MAX
+}
+
+/// Distinct packable outputs of `records`, in record order.
+fn outputs(records: &[ManifestRecord]) -> Vec<(Id, u64)> {
+    let mut seen = HashSet::new();
+    records
+        .iter()
+        .map(|r| (r.entry.output_id, r.entry.size))
+        .filter(|(o, size)| packable(*size) && seen.insert(*o))
+        .collect()
+}
+
+/// The packs to list with `records`: the previous manifest's, plus new packs (stored here)
+/// of the outputs they lack; all rebuilt when the previous ones would be mostly dead weight.
+/// An upload that fails leaves its outputs out (prefetch then fetches them one by one).
+pub(crate) async fn store_packs(
+    remote: &Remote,
+    disk: &Arc<DiskCache>,
+    records: &[ManifestRecord],
+    previous: &Manifest,
+) -> Vec<PackRef> {
+    let all = outputs(records);
+    let had: HashSet<Id> = if previous.packs.is_empty() {
+        HashSet::new()
+    } else {
+        outputs(&previous.records)
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect()
+    };
+    let new: Vec<(Id, u64)> = all
+        .iter()
+        .filter(|(o, _)| !had.contains(o))
+        .copied()
+        .collect();
+    if new.is_empty() {
+        return previous.packs.clone();
+    }
+    let needed: u64 = all.iter().map(|(_, s)| s).sum();
+    let kept: u64 = previous.packs.iter().map(|p| p.len).sum();
+    let added: u64 = new.iter().map(|(_, s)| s).sum();
+    let (mut packs, todo) = if kept + added > 2 * needed {
+        (Vec::new(), all)
+    } else {
+        (previous.packs.clone(), new)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let d = disk.clone();
+    let builder = tokio::task::spawn_blocking(move || build(&d, &todo, &tx));
+    use futures_util::StreamExt;
+    let stored: Vec<_> =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) })
+            .map(|pack| remote.put_pack(pack))
+            .buffered(PACK_UPLOADS)
+            .collect()
+            .await;
+    let _ = builder.await;
+    for r in stored {
+        match r {
+            Ok(p) => packs.push(p),
+            Err(e) => tracing::debug!("remote: storing a pack: {e}"),
+        }
+    }
+    packs
+}
+
+/// Reads `outputs` from the local tier into packs, sent to `tx` as they fill (blocking).
+/// An output missing or changed locally is left out.
+fn build(disk: &DiskCache, outputs: &[(Id, u64)], tx: &tokio::sync::mpsc::Sender<Vec<u8>>) {
+    let mut objs: Vec<(Id, u64)> = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let send = |objs: &mut Vec<(Id, u64)>, body: &mut Vec<u8>| {
+        if objs.is_empty() {
+            return true;
+        }
+        let mut pack = encode_pack_header(objs);
+        pack.append(body);
+        objs.clear();
+        tx.blocking_send(pack).is_ok()
+    };
+    for &(out, size) in outputs {
+        let Some(path) = disk.find_output(&out, size) else {
+            continue;
+        };
+        let at = body.len();
+        match std::fs::File::open(&path).and_then(|f| {
+            use std::io::Read;
+            f.take(size + 1).read_to_end(&mut body)
+        }) {
+            Ok(n) if n as u64 == size => objs.push((out, size)),
+            _ => {
+                body.truncate(at);
+                continue;
+            }
+        }
+        if (out[0] < CUT_BELOW || body.len() >= PACK_TARGET) && !send(&mut objs, &mut body) {
+            return;
+        }
+    }
+    send(&mut objs, &mut body);
+}
+
+/// An output prefetch wants from a pack: its size and the records naming it.
+#[derive(Debug)]
+pub(crate) struct Want {
+    size: u64,
+    records: Vec<(Id, i64)>,
+}
+
+/// What prefetch wants from packs: the packable outputs of `records` the local tier lacks.
+pub(crate) fn wanted(disk: &DiskCache, records: &[ManifestRecord]) -> HashMap<Id, Want> {
+    let mut w: HashMap<Id, Want> = HashMap::new();
+    for r in records {
+        let (out, size) = (r.entry.output_id, r.entry.size);
+        if !packable(size) {
+            continue;
+        }
+        if let Some(x) = w.get_mut(&out) {
+            if x.size == size {
+                x.records.push((r.action, r.entry.time_nanos));
+            }
+            continue;
+        }
+        if disk.find_output(&out, size).is_none() {
+            w.insert(
+                out,
+                Want {
+                    size,
+                    records: vec![(r.action, r.entry.time_nanos)],
+                },
+            );
+        }
+    }
+    w
+}
+
+/// Streams one pack into the local tier; returns how many outputs it committed.
+pub(crate) async fn fetch_pack(
+    remote: &Remote,
+    disk: &Arc<DiskCache>,
+    downloads: &Arc<SingleFlight<Id, Option<PathBuf>>>,
+    wanted: &Arc<Mutex<HashMap<Id, Want>>>,
+    pack: &PackRef,
+) -> u64 {
+    let sink = PackSink {
+        disk: disk.clone(),
+        remote: remote.clone(),
+        downloads: downloads.clone(),
+        wanted: wanted.clone(),
+        claimed: HashMap::new(),
+        current: None,
+        committed: 0,
+    };
+    let mut splitter = PackSplitter::new(sink);
+    match remote.fetch_pack(pack, &mut splitter).await {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!("remote: pack {} is gone", hex::encode(pack.id)),
+        Err(e) => tracing::debug!("remote: pack {}: {e}", hex::encode(pack.id)),
+    }
+    splitter.into_target().committed
+}
+
+/// Writes the claimed objects of one pack into the local tier.
+struct PackSink {
+    disk: Arc<DiskCache>,
+    remote: Remote,
+    downloads: Arc<SingleFlight<Id, Option<PathBuf>>>,
+    wanted: Arc<Mutex<HashMap<Id, Want>>>,
+    /// Outputs of this pack that are ours to write, with whoever waits for them.
+    claimed: HashMap<Id, (Want, oneshot::Sender<Option<PathBuf>>)>,
+    current: Option<(Id, PendingPut)>,
+    committed: u64,
+}
+
+impl PackTarget for PackSink {
+    fn listed(&mut self, objects: &[([u8; 32], u64)]) -> std::io::Result<()> {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        for (out, size) in objects {
+            if wanted.get(out).is_none_or(|w| w.size != *size) {
+                continue;
+            }
+            let w = wanted.remove(out).expect("checked above");
+            let (tx, rx) = oneshot::channel();
+            // Gets for `out` join this wait instead of downloading it themselves.
+            let downloads = self.downloads.clone();
+            let out = *out;
+            tokio::spawn(async move {
+                downloads
+                    .run(out, async move { rx.await.ok().flatten() })
+                    .await
+            });
+            self.claimed.insert(out, (w, tx));
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, out: &[u8; 32], size: u64) -> std::io::Result<bool> {
+        if !self.claimed.contains_key(out) {
+            return Ok(false);
+        }
+        if let Some(path) = self.disk.find_output(out, size) {
+            // A get fetched it meanwhile.
+            if let Some((_, tx)) = self.claimed.remove(out) {
+                let _ = tx.send(Some(path));
+            }
+            return Ok(false);
+        }
+        match self.disk.begin_put(out, size) {
+            Ok(p) => {
+                self.current = Some((*out, p));
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::debug!("pack: {e}");
+                self.claimed.remove(out);
+                Ok(false)
+            }
+        }
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let (_, p) = self.current.as_mut().expect("begin kept an object");
+        p.write_all(bytes)
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
+        let (out, p) = self.current.take().expect("begin kept an object");
+        let Some((want, tx)) = self.claimed.remove(&out) else {
+            return Ok(());
+        };
+        match p.commit() {
+            Ok(path) => {
+                for (action, time) in &want.records {
+                    if let Err(e) = self.disk.put_index_entry(action, &out, want.size, *time) {
+                        tracing::debug!("pack: output not indexed locally: {e}");
+                    }
+                }
+                self.committed += 1;
+                let _ = tx.send(Some(path));
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    sgcache_disk::Error::HashMismatch { .. }
+                        | sgcache_disk::Error::SizeMismatch { .. }
+                ) {
+                    self.remote.count_corrupt();
+                }
+                tracing::warn!(
+                    "remote object {} (in a pack) rejected: {e}",
+                    crate::serve::short_hex(&out)
+                );
+            }
+        }
+        Ok(())
+    }
+}
