@@ -111,7 +111,7 @@ printf 'floor (a free, instant remote: copying the outputs, nothing verified): %
 # 20 ms per request through a delaying proxy (TCP backends only).
 if [ "$backend" != file ]; then
   latency_proxy "$url" 20
-  r20=$(pairs=$(( pairs < 3 ? pairs : 3 )) pair_series "$slow_url" "20ms")
+  r20=$(pair_series "$slow_url" "20ms")
   grep '^sgcache:' "$work/fresh.log" | tail -1 | sed 's/^/fresh build (20 ms): /'
   printf 'fresh local + warm remote (%s), 20 ms added per request: %sx a warm local build\n' "$backend" "$r20"
 fi
@@ -119,7 +119,10 @@ fi
 # Traffic: what the seed build uploaded vs the raw bytes it stored (framed backends, i.e.
 # all but the plain http layout, compress with zstd level 3 unless SGCACHE_COMPRESSION=off).
 awk '/^sgcache:/ {
-  for (i = 1; i <= NF; i++) { if ($i ~ /^bytes_up=/) { split($i, a, "="); up = a[2] } }
+  for (i = 1; i <= NF; i++) {
+    if ($i ~ /^bytes_up=/) { split($i, a, "="); up = a[2] }
+    if ($i ~ /^pack_bytes_up=/) { split($i, a, "="); packs = a[2] }
+  }
 }
-END { printf "remote traffic uploading go build std: %.1f MiB\n", up/1048576 }' "$work/seed.log"
+END { printf "remote traffic uploading go build std: %.1f MiB (objects %.1f MiB, packs %.1f MiB)\n", up/1048576, (up-packs)/1048576, packs/1048576 }' "$work/seed.log"
 grep -o '[0-9.]* [KMG]iB in' "$work/seed.log" | tail -1 | sed 's/^/raw bytes put by the go command: /'

@@ -136,6 +136,8 @@ struct Counters {
     upload_failed: AtomicU64,
     upload_dropped: AtomicU64,
     packs_stored: AtomicU64,
+    /// Bytes of the packs stored (as stored, i.e. compressed), also in `bytes_up`.
+    pack_bytes_up: AtomicU64,
     packs_skipped: AtomicU64,
     packs_fetched: AtomicU64,
 }
@@ -430,10 +432,12 @@ impl Remote {
             s.c.packs_skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(id);
         }
+        let stored = body.len() as u64;
         s.store
             .put(&key, Body::from_bytes(Bytes::from(body)))
             .await?;
         s.c.packs_stored.fetch_add(1, Ordering::Relaxed);
+        s.c.pack_bytes_up.fetch_add(stored, Ordering::Relaxed);
         Ok(id)
     }
 
@@ -620,6 +624,7 @@ impl Remote {
             ("upload_failed", l(&s.c.upload_failed)),
             ("upload_dropped", l(&s.c.upload_dropped)),
             ("packs_stored", l(&s.c.packs_stored)),
+            ("pack_bytes_up", l(&s.c.pack_bytes_up)),
             ("packs_skipped_existing", l(&s.c.packs_skipped)),
             ("packs_fetched", l(&s.c.packs_fetched)),
             ("remote_disabled", u64::from(s.breaker.is_open())),

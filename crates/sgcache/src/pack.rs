@@ -8,8 +8,10 @@
 //! to the previous ones; when the packs would hold over twice the bytes the manifest needs,
 //! all are rebuilt. Cuts are content-defined (after an output whose id starts with a byte
 //! below [`CUT_BELOW`], or at [`PACK_TARGET`] bytes), so a rebuild after a small change
-//! yields mostly the packs the remote has already (not uploaded again). Outputs over
-//! [`PACK_OBJECT_MAX`] are not packed: one request each costs little against their size.
+//! yields mostly the packs the remote has already (not uploaded again). An output over
+//! [`PACK_TARGET`] gets a pack of its own, so packs stay in record order: prefetch fetches
+//! them in that order, which is the order a build asks for its outputs (the biggest, such
+//! as `runtime`'s, come first and everything waits for them).
 //!
 //! Reading, in prefetch: packs are fetched a few at a time. As a pack's header arrives, each
 //! output it holds that a trusted record names and the local tier lacks is claimed (no other
@@ -31,8 +33,6 @@ use sgcache_store::{
 };
 use tokio::sync::oneshot;
 
-/// Largest output put in a pack.
-pub(crate) const PACK_OBJECT_MAX: u64 = 4 << 20;
 /// A pack is cut once it holds this many bytes of outputs.
 const PACK_TARGET: usize = 2 << 20;
 /// A pack is cut after an output whose id's first byte is below this (1 in 32).
@@ -40,18 +40,13 @@ const CUT_BELOW: u8 = 8;
 /// Packs uploaded at once.
 const PACK_UPLOADS: usize = 4;
 
-/// Whether an output of `size` bytes goes into packs.
-pub(crate) fn packable(size: u64) -> bool {
-    size <= PACK_OBJECT_MAX
-}
-
-/// Distinct packable outputs of `records`, in record order.
+/// Distinct outputs of `records`, in record order.
 fn outputs(records: &[ManifestRecord]) -> Vec<(Id, u64)> {
     let mut seen = HashSet::new();
     records
         .iter()
         .map(|r| (r.entry.output_id, r.entry.size))
-        .filter(|(o, size)| packable(*size) && seen.insert(*o))
+        .filter(|(o, _)| seen.insert(*o))
         .collect()
 }
 
@@ -127,6 +122,9 @@ fn build(disk: &DiskCache, outputs: &[(Id, u64)], tx: &tokio::sync::mpsc::Sender
         let Some(path) = disk.find_output(&out, size) else {
             continue;
         };
+        if size as usize > PACK_TARGET && !send(&mut objs, &mut body) {
+            return;
+        }
         let at = body.len();
         match std::fs::File::open(&path).and_then(|f| {
             use std::io::Read;
@@ -152,14 +150,11 @@ pub(crate) struct Want {
     records: Vec<(Id, i64)>,
 }
 
-/// What prefetch wants from packs: the packable outputs of `records` the local tier lacks.
+/// What prefetch wants from packs: the outputs of `records` the local tier lacks.
 pub(crate) fn wanted(disk: &DiskCache, records: &[ManifestRecord]) -> HashMap<Id, Want> {
     let mut w: HashMap<Id, Want> = HashMap::new();
     for r in records {
         let (out, size) = (r.entry.output_id, r.entry.size);
-        if !packable(size) {
-            continue;
-        }
         if let Some(x) = w.get_mut(&out) {
             if x.size == size {
                 x.records.push((r.action, r.entry.time_nanos));

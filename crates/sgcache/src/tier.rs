@@ -146,8 +146,7 @@ impl Fetcher {
     }
 
     /// Loads the manifest `name` into `previous` and fetches what the local tier lacks:
-    /// its packs and, beside them, the outputs too big for packs; then looks up whatever
-    /// is still missing one by one.
+    /// its packs, then whatever is still missing one by one.
     pub(crate) async fn prefetch(
         &self,
         name: Id,
@@ -179,16 +178,8 @@ impl Fetcher {
             .unwrap_or_else(|p| p.into_inner())
             .extend(records.iter().map(|r| (r.action, *r)));
         if !packs.is_empty() && self.remote.config().packs {
-            let big: Vec<ManifestRecord> = records
-                .iter()
-                .filter(|r| !crate::pack::packable(r.entry.size))
-                .copied()
-                .collect();
             let in_flight = if far { PACKS_FAR } else { PACKS_NEAR };
-            tokio::join!(
-                self.fetch_packs(&records, packs, in_flight, &counts),
-                prefetch_all(self.clone(), big, concurrency, counts.clone()),
-            );
+            self.fetch_packs(&records, packs, in_flight, &counts).await;
         }
         prefetch_all(self.clone(), records, concurrency, counts).await;
     }
