@@ -91,6 +91,16 @@ fn upload(r: &Remote, o: &Obj) {
     );
 }
 
+/// The bytes the backing store holds under `key` (bypassing sgcache's decoding).
+async fn backing_bytes(raw: &Arc<dyn Store>, key: &str) -> Vec<u8> {
+    let stream = raw
+        .get(key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{key} missing"));
+    read_all(stream, key, 1 << 30).await.unwrap()
+}
+
 async fn fetch(r: &Remote, output: &[u8; 32], size: u64) -> Result<Option<Vec<u8>>, StoreError> {
     let mut buf = Vec::new();
     let found = r.fetch_object(output, size, &mut buf).await?;
@@ -323,9 +333,7 @@ async fn compressed_and_plain_coexist(b: &Backend) {
     let (raw, layout) = b.raw();
     if layout == Layout::Framed {
         let key = format!("cas/{}", hex::encode(oz.output));
-        let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
-            .await
-            .unwrap();
+        let stored = backing_bytes(&raw, &key).await;
         assert_eq!(
             &stored[..4],
             b"SGC\x01",
@@ -338,17 +346,13 @@ async fn compressed_and_plain_coexist(b: &Backend) {
             b.name
         );
         let key = format!("cas/{}", hex::encode(op.output));
-        let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
-            .await
-            .unwrap();
+        let stored = backing_bytes(&raw, &key).await;
         assert_eq!(&stored[..4], b"SGC\x00");
         assert_eq!(&stored[4..], &op.data[..]);
     } else {
         // Plain HTTP caches see the raw bytes under cas/<sha256>.
         let key = format!("cas/{}", hex::encode(oz.output));
-        let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
-            .await
-            .unwrap();
+        let stored = backing_bytes(&raw, &key).await;
         assert!(
             stored == oz.data,
             "[{}] plain layout must store raw bytes",
@@ -406,9 +410,7 @@ async fn manifests_and_packs(b: &Backend) {
         );
     }
     let key = format!("cas/{}", hex::encode(p.id));
-    let stored = read_all(raw.get(&key).await.unwrap().unwrap(), &key, 1 << 30)
-        .await
-        .unwrap();
+    let stored = backing_bytes(&raw, &key).await;
     if layout == Layout::Framed {
         assert_eq!(&stored[..4], b"SGC\x01", "[{}] pack header", b.name);
         assert!(

@@ -201,10 +201,16 @@ impl Fetcher {
         let wanted = Arc::new(Mutex::new(wanted));
         let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
         let mut set = tokio::task::JoinSet::new();
+        let (started, mut bytes) = (Instant::now(), 0u64);
         for p in packs {
-            if wanted.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            // The same bounds as the lookups below; what a bound leaves out, gets fetch.
+            if wanted.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                || started.elapsed() > PREFETCH_TIME
+                || bytes > PREFETCH_BYTES
+            {
                 break;
             }
+            bytes += p.len;
             let Ok(permit) = sem.clone().acquire_owned().await else {
                 break;
             };

@@ -321,14 +321,8 @@ fn corrupted_remote_objects_are_never_used() {
         "corrupt objects not counted: {}",
         summary(&out)
     );
-    let v = run_ok({
-        let mut c = Command::new(common::bin());
-        c.args(["verify", "--json", "--grace", "0s"])
-            .env("SGCACHE_DIR", &cache_b);
-        c
-    });
-    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
-    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    let (problems, report) = common::sgcache_verify(&cache_b);
+    assert_eq!(problems, 0, "{report}");
 }
 
 /// A pack holding a corrupted object: that object is rejected (and counted), never reaches
@@ -391,14 +385,8 @@ fn corrupted_pack_objects_are_never_used() {
         "the rest of the pack was not used: {}",
         summary(&out)
     );
-    let v = run_ok({
-        let mut c = Command::new(common::bin());
-        c.args(["verify", "--json", "--grace", "0s"])
-            .env("SGCACHE_DIR", &cache_b);
-        c
-    });
-    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
-    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    let (problems, report) = common::sgcache_verify(&cache_b);
+    assert_eq!(problems, 0, "{report}");
 }
 
 /// A remote that is down from the start (connection refused) costs a warning, not a build.
