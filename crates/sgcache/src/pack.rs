@@ -19,7 +19,8 @@
 //! download single-flight instead of starting its own. Every kept object goes through
 //! `PendingPut`, so nothing is visible before its SHA-256 equals its output id; its records'
 //! index entries are written as soon as it commits. A pack that fails or is cut short
-//! releases what it claimed, and those outputs are fetched one by one.
+//! releases what it claimed, and those outputs are fetched one by one. A pack the remote no
+//! longer has (expired) makes the run store its manifest with all packs rebuilt.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -174,14 +175,15 @@ pub(crate) fn wanted(disk: &DiskCache, records: &[ManifestRecord]) -> HashMap<Id
     w
 }
 
-/// Streams one pack into the local tier; returns how many outputs it committed.
+/// Streams one pack into the local tier; returns how many outputs it committed, or `None`
+/// if the remote no longer has the pack (expired: the next manifest must not list it).
 pub(crate) async fn fetch_pack(
     remote: &Remote,
     disk: &Arc<DiskCache>,
     downloads: &Arc<SingleFlight<Id, Option<PathBuf>>>,
     wanted: &Arc<Mutex<HashMap<Id, Want>>>,
     pack: &PackRef,
-) -> u64 {
+) -> Option<u64> {
     let sink = PackSink {
         disk: disk.clone(),
         remote: remote.clone(),
@@ -192,12 +194,17 @@ pub(crate) async fn fetch_pack(
         committed: 0,
     };
     let mut splitter = PackSplitter::new(sink);
-    match remote.fetch_pack(pack, &mut splitter).await {
-        Ok(true) => {}
-        Ok(false) => tracing::debug!("remote: pack {} is gone", hex::encode(pack.id)),
-        Err(e) => tracing::debug!("remote: pack {}: {e}", hex::encode(pack.id)),
+    let found = match remote.fetch_pack(pack, &mut splitter).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::debug!("remote: pack {}: {e}", hex::encode(pack.id));
+            true
+        }
+    };
+    if !found {
+        tracing::debug!("remote: pack {} is gone", hex::encode(pack.id));
     }
-    splitter.into_target().committed
+    found.then_some(splitter.into_target().committed)
 }
 
 /// Writes the claimed objects of one pack into the local tier.

@@ -180,6 +180,18 @@ impl Fetcher {
         if !packs.is_empty() && self.remote.config().packs {
             let in_flight = if far { PACKS_FAR } else { PACKS_NEAR };
             self.fetch_packs(&records, packs, in_flight, &counts).await;
+            if counts
+                .packs_missing
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+            {
+                // Some expired: the next manifest gets all its packs rebuilt.
+                previous
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .packs
+                    .clear();
+            }
         }
         prefetch_all(self.clone(), records, concurrency, counts).await;
     }
@@ -216,10 +228,13 @@ impl Fetcher {
             };
             let (this, wanted, counts) = (self.clone(), wanted.clone(), counts.clone());
             set.spawn(async move {
-                let n =
+                let got =
                     crate::pack::fetch_pack(&this.remote, &this.disk, &this.downloads, &wanted, &p)
                         .await;
-                counts.pack_objects.fetch_add(n, Relaxed);
+                match got {
+                    Some(n) => counts.pack_objects.fetch_add(n, Relaxed),
+                    None => counts.packs_missing.fetch_add(1, Relaxed),
+                };
                 drop(permit);
             });
             while set.try_join_next().is_some() {}
@@ -251,6 +266,9 @@ pub(crate) struct PrefetchCounts {
     pub(crate) manifest_entries: std::sync::atomic::AtomicU64,
     /// Outputs prefetch took from packs.
     pub(crate) pack_objects: std::sync::atomic::AtomicU64,
+    /// Packs the manifest listed that the remote no longer has; when not 0, the manifest is
+    /// stored again (with rebuilt packs) even if its records did not change.
+    pub(crate) packs_missing: std::sync::atomic::AtomicU64,
     pub(crate) started: std::sync::atomic::AtomicU64,
     pub(crate) found: std::sync::atomic::AtomicU64,
     /// Gets whose reply waited on the remote (a local miss looked up remotely, including
@@ -260,7 +278,15 @@ pub(crate) struct PrefetchCounts {
 }
 
 impl PrefetchCounts {
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 6] {
+    /// Whether prefetch found packs missing (then the next manifest stored must rebuild its
+    /// packs).
+    pub(crate) fn repack(&self) -> bool {
+        self.packs_missing
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    }
+
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 7] {
         use std::sync::atomic::Ordering::Relaxed;
         [
             (
@@ -268,6 +294,7 @@ impl PrefetchCounts {
                 self.manifest_entries.load(Relaxed),
             ),
             ("prefetch_pack_objects", self.pack_objects.load(Relaxed)),
+            ("prefetch_packs_missing", self.packs_missing.load(Relaxed)),
             ("prefetch_lookups", self.started.load(Relaxed)),
             ("prefetch_found", self.found.load(Relaxed)),
             ("get_remote_waits", self.get_waits.load(Relaxed)),
@@ -389,7 +416,7 @@ impl RemoteTier {
             let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
             (
                 name,
-                merge_manifest(&served, &previous.records),
+                merge_manifest(&served, &previous.records, self.prefetch_counts.repack()),
                 previous.clone(),
             )
         });
@@ -446,15 +473,19 @@ pub(crate) async fn store_manifest(
 }
 
 /// The manifest to store: this run's actions first, then the previous manifest's others,
-/// capped; empty when there is nothing new to store.
-pub(crate) fn merge_manifest(served: &Used, previous: &[ManifestRecord]) -> Vec<ManifestRecord> {
+/// capped; empty when there is nothing new to store (and its packs need no `repack`).
+pub(crate) fn merge_manifest(
+    served: &Used,
+    previous: &[ManifestRecord],
+    repack: bool,
+) -> Vec<ManifestRecord> {
     if served.0.is_empty() {
         return Vec::new();
     }
     let mut list = served.0.clone();
     list.extend(previous.iter().filter(|r| !served.1.contains(&r.action)));
     list.truncate(sgcache_store::MANIFEST_MAX);
-    if list == previous {
+    if list == previous && !repack {
         // Same actions in the same order: nothing to store.
         return Vec::new();
     }

@@ -389,6 +389,76 @@ fn corrupted_pack_objects_are_never_used() {
     assert_eq!(problems, 0, "{report}");
 }
 
+/// Packs the remote no longer has (say, expired by a lifecycle rule): the next machine
+/// still gets every output, one by one, and stores its manifest again with the packs
+/// rebuilt, which the machine after it uses.
+#[test]
+fn expired_packs_are_rebuilt() {
+    if !have_go("expired_packs_are_rebuilt") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("remote");
+    let b = &backends(&root)[0];
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, "packexpiry");
+    let env = [
+        ("SGCACHE_MANIFEST_KEY", "packs"),
+        ("SGCACHE_COMPRESSION", "off"),
+    ];
+    let n = |out: &Output, k: &str| common::summary_counter(out, k);
+    let a = build(&mut go_remote(
+        &module,
+        &tmp.path().join("a"),
+        b,
+        "main",
+        &env,
+    ));
+    assert!(n(&a, "packs_stored") >= 1, "{}", summary(&a));
+    let packs: Vec<_> = walk(&root)
+        .into_iter()
+        .filter(|f| std::fs::read(f).is_ok_and(|d| d.starts_with(b"SGC\0sgp1")))
+        .collect();
+    assert!(!packs.is_empty(), "no pack under {}", root.display());
+    for f in &packs {
+        std::fs::remove_file(f).unwrap();
+    }
+    let out = build(&mut go_remote(
+        &module,
+        &tmp.path().join("b"),
+        b,
+        "main",
+        &env,
+    ));
+    assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
+    assert_eq!(
+        n(&out, "prefetch_packs_missing"),
+        packs.len() as u64,
+        "{}",
+        summary(&out)
+    );
+    assert_eq!(n(&out, "prefetch_pack_objects"), 0, "{}", summary(&out));
+    assert!(
+        n(&out, "packs_stored") >= 1,
+        "packs not rebuilt: {}",
+        summary(&out)
+    );
+    let out = build(&mut go_remote(
+        &module,
+        &tmp.path().join("c"),
+        b,
+        "main",
+        &env,
+    ));
+    assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
+    assert_eq!(n(&out, "prefetch_packs_missing"), 0, "{}", summary(&out));
+    assert!(
+        n(&out, "prefetch_pack_objects") >= 3,
+        "rebuilt packs not used: {}",
+        summary(&out)
+    );
+}
+
 /// A remote that is down from the start (connection refused) costs a warning, not a build.
 #[test]
 fn remote_down_at_start_builds_locally() {

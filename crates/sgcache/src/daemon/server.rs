@@ -354,9 +354,13 @@ impl Daemon {
                 }
             }
             let previous = lock(&ctx.previous).clone();
-            let list = merge_manifest(&used, &previous.records);
+            let list = merge_manifest(&used, &previous.records, ctx.counts.repack());
             if !list.is_empty() {
                 let stored = store_manifest(remote, d.fetcher.disk(), &name, list, &previous).await;
+                if stored.packs != previous.packs {
+                    // Packs rebuilt: missing ones no longer listed.
+                    ctx.counts.packs_missing.store(0, Ordering::Relaxed);
+                }
                 *lock(&ctx.previous) = stored;
                 d.manifests_stored.fetch_add(1, Ordering::Relaxed);
             }
