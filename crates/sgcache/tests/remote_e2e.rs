@@ -325,6 +325,38 @@ fn corrupted_remote_objects_are_never_used() {
     assert_eq!(problems, 0, "{report}");
 }
 
+/// Pack tests: a temp dir with a `file://` remote in it and a tiny module (`name`).
+fn file_remote_setup(
+    name: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Backend,
+    std::path::PathBuf,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("remote");
+    let b = backends(&root).swap_remove(0);
+    let module = tmp.path().join("m");
+    write_tiny_module(&module, name);
+    (tmp, root, b, module)
+}
+
+/// The pack tests' environment: one manifest key, and raw objects, so packs can be found
+/// and a flipped byte is a wrong object rather than undecodable zstd.
+const PACK_ENV: [(&str, &str); 2] = [
+    ("SGCACHE_MANIFEST_KEY", "packs"),
+    ("SGCACHE_COMPRESSION", "off"),
+];
+
+/// The packs stored (raw) under a `file://` remote's `root`.
+fn packs_under(root: &Path) -> Vec<std::path::PathBuf> {
+    walk(root)
+        .into_iter()
+        .filter(|f| std::fs::read(f).is_ok_and(|d| d.starts_with(b"SGC\0sgp1")))
+        .collect()
+}
+
 /// A pack holding a corrupted object: that object is rejected (and counted), never reaches
 /// the local tier, and is fetched on its own instead, while the rest of the pack is used.
 #[test]
@@ -332,32 +364,21 @@ fn corrupted_pack_objects_are_never_used() {
     if !have_go("corrupted_pack_objects_are_never_used") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("remote");
-    let b = &backends(&root)[0];
-    let module = tmp.path().join("m");
-    write_tiny_module(&module, "packcorrupt");
-    // Raw objects, so a flipped byte is a wrong object, not undecodable zstd.
-    let env = [
-        ("SGCACHE_MANIFEST_KEY", "packs"),
-        ("SGCACHE_COMPRESSION", "off"),
-    ];
+    let (tmp, root, b, module) = file_remote_setup("packcorrupt");
+    let b = &b;
     build(&mut go_remote(
         &module,
         &tmp.path().join("a"),
         b,
         "main",
-        &env,
+        &PACK_ENV,
     ));
     let u32_at = |d: &[u8], i: usize| u32::from_le_bytes(d[i..i + 4].try_into().unwrap()) as usize;
     let u64_at = |d: &[u8], i: usize| u64::from_le_bytes(d[i..i + 8].try_into().unwrap()) as usize;
     let mut flipped = 0;
-    for f in walk(&root) {
+    for f in packs_under(&root) {
         let mut d = std::fs::read(&f).unwrap();
         // Framed raw object `SGC\0`, then the pack: `sgp1`, count, (id, size) each, bodies.
-        if !d.starts_with(b"SGC\0sgp1") {
-            continue;
-        }
         let n = u32_at(&d, 8);
         let mut at = 12 + 40 * n;
         for k in 0..n {
@@ -373,7 +394,7 @@ fn corrupted_pack_objects_are_never_used() {
     }
     assert!(flipped >= 1, "no pack found under {}", root.display());
     let cache_b = tmp.path().join("b");
-    let out = build(&mut go_remote(&module, &cache_b, b, "main", &env));
+    let out = build(&mut go_remote(&module, &cache_b, b, "main", &PACK_ENV));
     assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
     assert!(
         common::summary_counter(&out, "corrupt_objects") >= flipped as u64,
@@ -397,28 +418,18 @@ fn expired_packs_are_rebuilt() {
     if !have_go("expired_packs_are_rebuilt") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("remote");
-    let b = &backends(&root)[0];
-    let module = tmp.path().join("m");
-    write_tiny_module(&module, "packexpiry");
-    let env = [
-        ("SGCACHE_MANIFEST_KEY", "packs"),
-        ("SGCACHE_COMPRESSION", "off"),
-    ];
+    let (tmp, root, b, module) = file_remote_setup("packexpiry");
+    let b = &b;
     let n = |out: &Output, k: &str| common::summary_counter(out, k);
     let a = build(&mut go_remote(
         &module,
         &tmp.path().join("a"),
         b,
         "main",
-        &env,
+        &PACK_ENV,
     ));
     assert!(n(&a, "packs_stored") >= 1, "{}", summary(&a));
-    let packs: Vec<_> = walk(&root)
-        .into_iter()
-        .filter(|f| std::fs::read(f).is_ok_and(|d| d.starts_with(b"SGC\0sgp1")))
-        .collect();
+    let packs = packs_under(&root);
     assert!(!packs.is_empty(), "no pack under {}", root.display());
     for f in &packs {
         std::fs::remove_file(f).unwrap();
@@ -428,7 +439,7 @@ fn expired_packs_are_rebuilt() {
         &tmp.path().join("b"),
         b,
         "main",
-        &env,
+        &PACK_ENV,
     ));
     assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
     assert_eq!(
@@ -448,7 +459,7 @@ fn expired_packs_are_rebuilt() {
         &tmp.path().join("c"),
         b,
         "main",
-        &env,
+        &PACK_ENV,
     ));
     assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
     assert_eq!(n(&out, "prefetch_packs_missing"), 0, "{}", summary(&out));
