@@ -25,6 +25,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use sgcache_disk::{DiskCache, Id, PendingPut};
@@ -33,6 +34,8 @@ use sgcache_store::{
     encode_pack_header,
 };
 use tokio::sync::oneshot;
+
+use crate::tier::PrefetchCounts;
 
 /// A pack is cut once it holds this many bytes of outputs.
 const PACK_TARGET: usize = 2 << 20;
@@ -175,15 +178,18 @@ pub(crate) fn wanted(disk: &DiskCache, records: &[ManifestRecord]) -> HashMap<Id
     w
 }
 
-/// Streams one pack into the local tier; returns how many outputs it committed, or `None`
-/// if the remote no longer has the pack (expired: the next manifest must not list it).
+/// Streams one pack into the local tier, counting each output it commits (as it commits,
+/// so a run that ends mid-pack still counts what it got) in `counts.pack_objects`, and the
+/// pack in `counts.packs_missing` if the remote no longer has it (expired: the next
+/// manifest must not list it).
 pub(crate) async fn fetch_pack(
     remote: &Remote,
     disk: &Arc<DiskCache>,
     downloads: &Arc<SingleFlight<Id, Option<PathBuf>>>,
     wanted: &Arc<Mutex<HashMap<Id, Want>>>,
     pack: &PackRef,
-) -> Option<u64> {
+    counts: &Arc<PrefetchCounts>,
+) {
     let sink = PackSink {
         disk: disk.clone(),
         remote: remote.clone(),
@@ -191,20 +197,17 @@ pub(crate) async fn fetch_pack(
         wanted: wanted.clone(),
         claimed: HashMap::new(),
         current: None,
-        committed: 0,
+        counts: counts.clone(),
     };
     let mut splitter = PackSplitter::new(sink);
-    let found = match remote.fetch_pack(pack, &mut splitter).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::debug!("remote: pack {}: {e}", hex::encode(pack.id));
-            true
+    match remote.fetch_pack(pack, &mut splitter).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!("remote: pack {} is gone", hex::encode(pack.id));
+            counts.packs_missing.fetch_add(1, Ordering::Relaxed);
         }
-    };
-    if !found {
-        tracing::debug!("remote: pack {} is gone", hex::encode(pack.id));
+        Err(e) => tracing::debug!("remote: pack {}: {e}", hex::encode(pack.id)),
     }
-    found.then_some(splitter.into_target().committed)
 }
 
 /// Writes the claimed objects of one pack into the local tier.
@@ -216,7 +219,7 @@ struct PackSink {
     /// Outputs of this pack that are ours to write, with whoever waits for them.
     claimed: HashMap<Id, (Want, oneshot::Sender<Option<PathBuf>>)>,
     current: Option<(Id, PendingPut)>,
-    committed: u64,
+    counts: Arc<PrefetchCounts>,
 }
 
 impl PackTarget for PackSink {
@@ -282,7 +285,7 @@ impl PackTarget for PackSink {
                         tracing::debug!("pack: output not indexed locally: {e}");
                     }
                 }
-                self.committed += 1;
+                self.counts.pack_objects.fetch_add(1, Ordering::Relaxed);
                 let _ = tx.send(Some(path));
             }
             Err(e) => {

@@ -205,7 +205,6 @@ impl Fetcher {
         in_flight: usize,
         counts: &Arc<PrefetchCounts>,
     ) {
-        use std::sync::atomic::Ordering::Relaxed;
         let wanted = crate::pack::wanted(&self.disk, records);
         if wanted.is_empty() {
             return;
@@ -228,13 +227,15 @@ impl Fetcher {
             };
             let (this, wanted, counts) = (self.clone(), wanted.clone(), counts.clone());
             set.spawn(async move {
-                let got =
-                    crate::pack::fetch_pack(&this.remote, &this.disk, &this.downloads, &wanted, &p)
-                        .await;
-                match got {
-                    Some(n) => counts.pack_objects.fetch_add(n, Relaxed),
-                    None => counts.packs_missing.fetch_add(1, Relaxed),
-                };
+                crate::pack::fetch_pack(
+                    &this.remote,
+                    &this.disk,
+                    &this.downloads,
+                    &wanted,
+                    &p,
+                    &counts,
+                )
+                .await;
                 drop(permit);
             });
             while set.try_join_next().is_some() {}

@@ -801,9 +801,10 @@ fn manifest_prefetch_fetches_ahead() {
         &key,
     ));
     assert_eq!(compiles(&out.stderr), 0, "{}", summary(&out));
+    // (Outputs are counted as they commit; `packs_fetched` only once a whole pack has been
+    // read, which a build this small may finish before.)
     assert!(
-        common::summary_counter(&out, "prefetch_pack_objects") >= 3
-            && common::summary_counter(&out, "packs_fetched") >= 1,
+        common::summary_counter(&out, "prefetch_pack_objects") >= 3,
         "prefetch did not use packs: {}",
         String::from_utf8_lossy(&out.stderr)
     );
