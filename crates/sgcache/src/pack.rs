@@ -278,29 +278,14 @@ impl PackTarget for PackSink {
         let Some((want, tx)) = self.claimed.remove(&out) else {
             return Ok(());
         };
-        match p.commit() {
-            Ok(path) => {
-                for (action, time) in &want.records {
-                    if let Err(e) = self.disk.put_index_entry(action, &out, want.size, *time) {
-                        tracing::debug!("pack: output not indexed locally: {e}");
-                    }
+        if let Some(path) = crate::tier::commit_download(&self.remote, p, &out, " (in a pack)") {
+            for (action, time) in &want.records {
+                if let Err(e) = self.disk.put_index_entry(action, &out, want.size, *time) {
+                    tracing::debug!("pack: output not indexed locally: {e}");
                 }
-                self.counts.pack_objects.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(Some(path));
             }
-            Err(e) => {
-                if matches!(
-                    e,
-                    sgcache_disk::Error::HashMismatch { .. }
-                        | sgcache_disk::Error::SizeMismatch { .. }
-                ) {
-                    self.remote.count_corrupt();
-                }
-                tracing::warn!(
-                    "remote object {} (in a pack) rejected: {e}",
-                    crate::serve::short_hex(&out)
-                );
-            }
+            self.counts.pack_objects.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.send(Some(path));
         }
         Ok(())
     }

@@ -596,26 +596,37 @@ async fn download(remote: &Remote, disk: &DiskCache, out: Id, size: u64) -> Opti
         .fetch_object_into_checking_sink(&out, size, &mut pending)
         .await
     {
-        Ok(true) => match pending.commit() {
-            Ok(p) => Some(p),
-            Err(e) => {
-                if matches!(
-                    e,
-                    sgcache_disk::Error::HashMismatch { .. }
-                        | sgcache_disk::Error::SizeMismatch { .. }
-                ) {
-                    remote.count_corrupt();
-                }
-                tracing::warn!(
-                    "remote object {} rejected: {e}",
-                    crate::serve::short_hex(&out)
-                );
-                None
-            }
-        },
+        Ok(true) => commit_download(remote, pending, &out, ""),
         Ok(false) => None,
         Err(e) => {
             tracing::debug!("remote object {}: {e}", crate::serve::short_hex(&out));
+            None
+        }
+    }
+}
+
+/// Commits a downloaded object (alone, or from a pack: `from` says which in the warning):
+/// `Some(path)` if it verified against `out`; otherwise nothing is left of it, a wrong
+/// length or hash is counted as a corrupt object, and one warning line says so.
+pub(crate) fn commit_download(
+    remote: &Remote,
+    pending: sgcache_disk::PendingPut,
+    out: &Id,
+    from: &str,
+) -> Option<PathBuf> {
+    match pending.commit() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            if matches!(
+                e,
+                sgcache_disk::Error::HashMismatch { .. } | sgcache_disk::Error::SizeMismatch { .. }
+            ) {
+                remote.count_corrupt();
+            }
+            tracing::warn!(
+                "remote object {}{from} rejected: {e}",
+                crate::serve::short_hex(out)
+            );
             None
         }
     }
