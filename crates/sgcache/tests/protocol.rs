@@ -279,7 +279,7 @@ fn large_put_streams_with_bounded_memory() {
     }
 }
 
-/// A knob with a value that cannot mean anything (including this session's daemon knobs):
+/// A knob with a value that cannot mean anything (including the daemon and pack knobs):
 /// one clear line naming the knob and what it takes, a non-zero exit before the handshake,
 /// and nothing written to the cache directory.
 #[test]
@@ -289,6 +289,7 @@ fn bad_knob_values_are_one_clear_error_and_touch_nothing() {
         ("SGCACHE_DAEMON_IDLE", "forever", "is not a duration"),
         ("SGCACHE_MAX_SIZE", "lots", "is not a size"),
         ("SGCACHE_UPLOAD_DEADLINE", "soon", "is not a duration"),
+        ("SGCACHE_PACKS", "maybe", "value was not a boolean"),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cache");
