@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every sgcache fuzz target for a fixed time (default 20 s each), starting from a seed
-# corpus. CI calls this; it needs the nightly toolchain and cargo-fuzz
-# (`cargo install cargo-fuzz --locked`).
+# corpus. CI calls this (through scripts/test.sh). It installs what it needs when missing: the
+# nightly toolchain (rustup) and cargo-fuzz (`cargo install cargo-fuzz --locked`, ~1 min).
 #
 #   fuzz/run.sh            # each target for 20 s
 #   fuzz/run.sh 300        # each target for 5 min
@@ -20,6 +20,16 @@ case "${1:-}" in
   "") ;;
   *) secs=$1 ;;
 esac
+
+# A fresh machine has neither; installing is idempotent and quick when both are present.
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "run.sh: installing the nightly toolchain (rustup toolchain install nightly)" >&2
+  rustup toolchain install nightly --profile minimal >&2
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "run.sh: installing cargo-fuzz (cargo install cargo-fuzz --locked)" >&2
+  cargo install cargo-fuzz --locked --quiet >&2
+fi
 
 targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
 seeds=$(mktemp -d)
