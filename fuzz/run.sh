@@ -46,9 +46,12 @@ printf '!<arch>\n__.PKGDEF       0           0     0     644     99        `\ngo
 printf '\x7fELF\x02\x01\x01\x00' >"$seeds/elf-head"
 printf '\xcf\xfa\xed\xfe\x07\x00\x00\x01' >"$seeds/macho-head"
 printf 'MZ junk \xff Go build ID: "x/y"\n \xff tail' >"$seeds/raw"
-# A pack of one object ("hello") and a manifest of one record and one pack, for remote_formats.
+# A pack of one object ("hello"), a manifest of one record and one pack, and action entries
+# (unsigned, and with a key id and signature in place), for remote_formats.
 { printf 'sgp1\x01\x00\x00\x00'; head -c 32 /dev/zero; printf '\x05\0\0\0\0\0\0\0hello'; } >"$seeds/pack"
-{ printf 'sgm3\x01\x00\x00\x00'; head -c 80 /dev/zero; printf '\x01\x00\x00\x00'; head -c 40 /dev/zero; } >"$seeds/manifest"
+{ printf 'sgm4\x01\x00\x00\x00'; head -c 80 /dev/zero; printf '\x01\x00\x00\x00'; head -c 40 /dev/zero; } >"$seeds/manifest"
+printf 'sgc2 %s 5 1700000000000000000\n' "$(printf '2c%.0s' $(seq 32))" >"$seeds/entry"
+printf 'sgc2 %s 5 1 %s %s\n' "$(printf '2c%.0s' $(seq 32))" "$(printf 'ab%.0s' $(seq 8))" "$(printf '01%.0s' $(seq 64))" >"$seeds/entry-signed"
 # A well-formed GOCACHEPROG stream (put "hello", get, close) for the protocol targets.
 printf '{"ID":1,"Command":"put","ActionID":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","OutputID":"LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=","BodySize":5}\n\n"aGVsbG8="\n{"ID":2,"Command":"get","ActionID":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}\n\n{"ID":3,"Command":"close"}\n\n' >"$seeds/stream"
 

@@ -11,7 +11,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("temp dir");
     let disk = Arc::new(sgcache_disk::DiskCache::open(dir.path()).expect("open cache"));
-    let server = sgcache::serve::Server::new(disk.clone(), None, None);
+    let metrics = Arc::new(sgcache_types::Metrics::default());
+    let server = sgcache::serve::Server::new(
+        disk.clone(),
+        None,
+        Box::new(sgcache_tier::LocalOnly),
+        metrics,
+    );
     let _ = server.serve(data, std::io::sink());
     let report = disk
         .verify_with_grace(false, Duration::ZERO)

@@ -1,6 +1,6 @@
 //! The remote's byte formats over arbitrary bytes, as a broken or hostile remote could serve
-//! them: the manifest decoder (with and without a signing key) and the pack splitter, fed in
-//! uneven chunks. Must not panic or allocate in proportion to a claimed count, and the
+//! them: the action entry and manifest decoders (trusting anything, and with a trusted key,
+//! as the job's own namespace and as another's) and the pack splitter, fed in uneven chunks. Must not panic or allocate in proportion to a claimed count, and the
 //! splitter must keep its promises to its target:
 //! * `begin` never comes while an object is open;
 //! * a kept object gets exactly its declared size in `data` before its `end`;
@@ -10,28 +10,30 @@
 use std::io::{self, Write};
 
 use libfuzzer_sys::fuzz_target;
-use sgcache_store::{PackSplitter, PackTarget, decode_manifest};
+use sgcache_store::format::{entry, manifest};
+use sgcache_store::{ManifestName, PackSplitter, PackTarget, SecretKey, Trust};
+use sgcache_types::{ActionId, OutputId};
 
 #[derive(Default)]
 struct Check {
-    listed: Vec<([u8; 32], u64)>,
+    listed: Vec<(OutputId, u64)>,
     begun: usize,
     /// Declared size and bytes given so far of the open kept object.
     open: Option<(u64, u64)>,
 }
 
 impl PackTarget for Check {
-    fn listed(&mut self, objects: &[([u8; 32], u64)]) -> io::Result<()> {
+    fn listed(&mut self, objects: &[(OutputId, u64)]) -> io::Result<()> {
         assert!(self.listed.is_empty() && self.begun == 0, "listed twice");
         self.listed = objects.to_vec();
         Ok(())
     }
-    fn begin(&mut self, id: &[u8; 32], size: u64) -> io::Result<bool> {
+    fn begin(&mut self, id: &OutputId, size: u64) -> io::Result<bool> {
         assert!(self.open.is_none(), "begin while an object is open");
         assert_eq!(self.listed.get(self.begun), Some(&(*id, size)), "out of order");
         self.begun += 1;
         // Keep every other object, like a target that already has some.
-        let keep = id[0] % 2 == 0;
+        let keep = id.as_bytes()[0] % 2 == 0;
         if keep {
             self.open = Some((size, 0));
         }
@@ -50,13 +52,38 @@ impl PackTarget for Check {
     }
 }
 
+/// A fixed key, so a run can be replayed.
+fn key() -> &'static SecretKey {
+    static K: std::sync::OnceLock<SecretKey> = std::sync::OnceLock::new();
+    K.get_or_init(|| {
+        SecretKey::parse("sgsk1_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA").expect("a valid key")
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
-    let name = [7u8; 32];
-    if let Ok(m) = decode_manifest(data, "ns", &name, None) {
-        assert!(m.records.len() <= sgcache_store::MANIFEST_MAX);
-        assert!(m.packs.len() <= sgcache_store::MANIFEST_MAX_PACKS);
+    let name = ManifestName([7; 32]);
+    let action = ActionId::from_bytes([5; 32]);
+    let open = Trust::new(&[], None, "ns");
+    let keyed = [
+        Trust::new(&[key().public().clone()], None, "ns"),
+        Trust::new(&[key().public().clone()], None, "other"),
+        Trust::new(&[], Some(key()), "ns"),
+    ];
+    if let Ok(m) = manifest::decode(data, "ns", &name, &open) {
+        assert!(m.records.len() <= manifest::MAX_RECORDS);
+        assert!(m.packs.len() <= manifest::MAX_PACKS);
+        // What decodes re-encodes to the same bytes (unsigned).
+        if data.len() == 12 + 80 * m.records.len() + 40 * m.packs.len() {
+            assert_eq!(manifest::encode(&m, "ns", &name, None), data);
+        }
     }
-    let _ = decode_manifest(data, "ns", &name, Some(b"key"));
+    if let Ok(e) = entry::decode(data, "ns", &action, &open) {
+        assert_eq!(e.action, action);
+    }
+    for t in &keyed {
+        let _ = manifest::decode(data, "ns", &name, t);
+        let _ = entry::decode(data, "ns", &action, t);
+    }
     let step = data.len() % 61 + 1;
     let mut sp = PackSplitter::new(Check::default());
     for c in data.chunks(step) {

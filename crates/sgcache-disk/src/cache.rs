@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::{Clock, SystemClock, unix_nanos};
-use crate::entry::{ENTRY_SIZE, Entry, MissReason, encode_entry, parse_entry};
+use sgcache_types::{ActionId, IndexEntry, OutputId};
+
+use crate::PendingPut;
+use crate::entry::{ENTRY_SIZE, MissReason, format_index_entry, parse_index_entry};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::layout;
-use crate::{Id, PendingPut};
 
 /// The README the go command writes into a new cache directory (Go 1.26 `default.go`).
 pub const README_TEXT: &str =
@@ -121,12 +123,12 @@ impl DiskCache {
     }
 
     /// `<dir>/<xx>/<hex>-a`.
-    pub fn action_path(&self, id: &Id) -> PathBuf {
+    pub fn action_path(&self, id: &ActionId) -> PathBuf {
         layout::action_path(&self.dir, id)
     }
 
     /// `<dir>/<xx>/<hex>-d`.
-    pub fn output_path(&self, out: &Id) -> PathBuf {
+    pub fn output_path(&self, out: &OutputId) -> PathBuf {
         layout::output_path(&self.dir, out)
     }
 
@@ -135,13 +137,16 @@ impl DiskCache {
     /// if it is at least an hour old (Go's `markUsed`).
     ///
     /// Like Go, this does not check that the output exists.
-    pub fn get(&self, id: &Id) -> Result<Option<Entry>> {
+    pub fn get(&self, id: &ActionId) -> Result<Option<IndexEntry>> {
         Ok(self.get_detailed(id).ok())
     }
 
     /// [`DiskCache::get`] with the reason for a miss (Go's `entryNotFoundError` text); `None`
     /// reason means the `-a` file could not be opened or read.
-    pub fn get_detailed(&self, id: &Id) -> std::result::Result<Entry, Option<MissReason>> {
+    pub fn get_detailed(
+        &self,
+        id: &ActionId,
+    ) -> std::result::Result<IndexEntry, Option<MissReason>> {
         let path = self.action_path(id);
         let mut f = File::open(&path).map_err(|_| None)?;
         // fstat first: markUsed needs the mtime anyway, and knowing the size lets a 175-byte
@@ -150,7 +155,7 @@ impl DiskCache {
         let mut buf = [0u8; ENTRY_SIZE + 1];
         let stop_at = md.as_ref().map_or(0, |m| m.len());
         let n = fsutil::read_full_until(&mut f, &mut buf, stop_at).map_err(|_| None)?;
-        let entry = parse_entry(&buf[..n], id).map_err(Some)?;
+        let entry = parse_index_entry(&buf[..n], id).map_err(Some)?;
         if let Some(md) = md {
             self.mark_used_file(&f, &md);
         }
@@ -164,12 +169,12 @@ impl DiskCache {
     ///
     /// Cost on a hit: open + read + fstat of the `-a`, one stat of the `-d` (plus a utimensat
     /// at most hourly). Like Go, the content is not re-hashed here.
-    pub fn get_file(&self, id: &Id) -> Result<Option<(Entry, PathBuf)>> {
+    pub fn get_file(&self, id: &ActionId) -> Result<Option<(IndexEntry, PathBuf)>> {
         let Some(entry) = self.get(id)? else {
             return Ok(None);
         };
         Ok(self
-            .find_output(&entry.output_id, entry.size)
+            .find_output(&entry.output, entry.size)
             .map(|p| (entry, p)))
     }
 
@@ -177,7 +182,7 @@ impl DiskCache {
     /// file holding output `out` if it exists with exactly `size` bytes (for an executable
     /// entry, the single file inside `<out>-d/`). Marks the `-d` used (hourly rule). Content is
     /// not re-hashed. Useful to skip fetching an output that is already local.
-    pub fn find_output(&self, out: &Id, size: u64) -> Option<PathBuf> {
+    pub fn find_output(&self, out: &OutputId, size: u64) -> Option<PathBuf> {
         let dpath = self.output_path(out);
         let md = std::fs::metadata(&dpath).ok()?;
         self.mark_used_path(&dpath, &md);
@@ -213,7 +218,7 @@ impl DiskCache {
 
     /// Starts a streaming put of an output with the announced OutputID and size. See
     /// [`PendingPut`].
-    pub fn begin_put(&self, out: &Id, size: u64) -> Result<PendingPut> {
+    pub fn begin_put(&self, out: &OutputId, size: u64) -> Result<PendingPut> {
         PendingPut::begin(self, out, size)
     }
 
@@ -222,11 +227,11 @@ impl DiskCache {
     /// concurrent identical write never sees an empty file). On a write error the file is
     /// removed. Then atime and mtime are set to the clock's now.
     ///
-    /// `time_nanos` is the entry's time: now for a fresh put, or the original put time for an
-    /// entry fetched from a remote.
-    pub fn put_index_entry(&self, id: &Id, out: &Id, size: u64, time_nanos: i64) -> Result<()> {
-        let path = self.action_path(id);
-        let entry = encode_entry(id, out, size, time_nanos);
+    /// `e.time_nanos` is the entry's time: now for a fresh put, or the original put time for
+    /// an entry fetched from a remote.
+    pub fn put_index_entry(&self, e: &IndexEntry) -> Result<()> {
+        let path = self.action_path(&e.action);
+        let entry = format_index_entry(e);
         let mut opts = fsutil::create_options(false);
         // Never write through a symlink planted as an `-a` (it could point at any file the
         // user can write); replace the link instead.
@@ -255,13 +260,18 @@ impl DiskCache {
 
     /// `begin_put` + write + `commit` + `put_index_entry` with the clock's now; returns the
     /// OutputID and the output path.
-    pub fn put_bytes(&self, id: &Id, data: &[u8]) -> Result<(Id, PathBuf)> {
-        let out = crate::sha256(data);
+    pub fn put_bytes(&self, id: &ActionId, data: &[u8]) -> Result<(OutputId, PathBuf)> {
+        let out = OutputId::from_bytes(crate::sha256(data));
         let mut p = self.begin_put(&out, data.len() as u64)?;
         p.write_all(data)
             .map_err(|e| Error::io("write", p.temp_path(), e))?;
         let path = p.commit()?;
-        self.put_index_entry(id, &out, data.len() as u64, unix_nanos(self.clock.now()))?;
+        self.put_index_entry(&IndexEntry {
+            action: *id,
+            output: out,
+            size: data.len() as u64,
+            time_nanos: unix_nanos(self.clock.now()),
+        })?;
         Ok((out, path))
     }
 

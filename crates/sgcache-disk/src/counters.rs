@@ -1,66 +1,34 @@
-//! Cumulative per-machine counters in `<dir>/sgcache/stats.json`.
+//! Cumulative per-machine counters in `<dir>/sgcache/stats.json`: every sgcache process adds
+//! its [`MetricsSnapshot`] when it ends.
 //!
-//! Format (JSON object, all values unsigned integers; unknown keys are ignored on read):
+//! Format: one JSON object, the snapshot's fields (unsigned integers) and `"version": 2`;
+//! unknown keys are ignored and missing ones read as 0, so files of other versions still read.
 //!
 //! ```json
-//! {"version":1,"gets":10,"hits":7,"misses":3,"puts":3,"put_bytes":4096,"get_bytes":8192,
-//!  "extra":{"remote_hits":2}}
+//! {"version":2,"gets":10,"hits":7,"hits_remote":2,"misses":3,"puts":3,"put_bytes":4096,…}
 //! ```
 //!
 //! `add_counters` merges under an exclusive flock on `<dir>/sgcache/stats.lock` and replaces
 //! `stats.json` by rename, so `read_counters` (no lock) always sees a complete file.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sgcache_types::MetricsSnapshot;
 
 use crate::error::{Error, Result};
 use crate::{fsutil, layout};
 
-/// Counters. Adding is saturating. Other tiers add their own names to `extra`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Counters {
-    /// Format version (1).
-    pub version: u32,
-    /// Get requests.
-    pub gets: u64,
-    /// Get requests answered with a hit.
-    pub hits: u64,
-    /// Get requests answered with a miss.
-    pub misses: u64,
-    /// Put requests.
-    pub puts: u64,
-    /// Bytes received by puts.
-    pub put_bytes: u64,
-    /// Bytes served by hits.
-    pub get_bytes: u64,
-    /// Further counters by name (e.g. `remote_hits`), owned by other crates.
-    pub extra: BTreeMap<String, u64>,
-}
+/// The file's format version.
+const VERSION: u32 = 2;
 
-impl Counters {
-    /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Counters) {
-        self.gets = self.gets.saturating_add(other.gets);
-        self.hits = self.hits.saturating_add(other.hits);
-        self.misses = self.misses.saturating_add(other.misses);
-        self.puts = self.puts.saturating_add(other.puts);
-        self.put_bytes = self.put_bytes.saturating_add(other.put_bytes);
-        self.get_bytes = self.get_bytes.saturating_add(other.get_bytes);
-        for (k, v) in &other.extra {
-            let e = self.extra.entry(k.clone()).or_default();
-            *e = e.saturating_add(*v);
-        }
-    }
-
-    /// Adds `n` to the named extra counter.
-    pub fn add_extra(&mut self, name: &str, n: u64) {
-        let e = self.extra.entry(name.to_owned()).or_default();
-        *e = e.saturating_add(n);
-    }
+#[derive(Serialize, Deserialize)]
+struct StatsFile {
+    #[serde(default)]
+    version: u32,
+    #[serde(flatten)]
+    counters: MetricsSnapshot,
 }
 
 /// `<dir>/sgcache/stats.json`.
@@ -69,26 +37,20 @@ pub fn counters_path(dir: &Path) -> PathBuf {
 }
 
 /// Reads the counters (all zero if the file does not exist yet).
-pub fn read_counters(dir: &Path) -> Result<Counters> {
+pub fn read_counters(dir: &Path) -> Result<MetricsSnapshot> {
     let path = counters_path(dir);
     match std::fs::read(&path) {
-        Ok(data) => {
-            let mut c: Counters =
-                serde_json::from_slice(&data).map_err(|source| Error::Counters { path, source })?;
-            c.version = 1;
-            Ok(c)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Counters {
-            version: 1,
-            ..Counters::default()
-        }),
+        Ok(data) => serde_json::from_slice::<StatsFile>(&data)
+            .map(|f| f.counters)
+            .map_err(|source| Error::Counters { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MetricsSnapshot::default()),
         Err(e) => Err(Error::io("read", path, e)),
     }
 }
 
 /// Adds `delta` to the stored counters under an exclusive lock. A corrupt `stats.json` is
 /// replaced (counting restarts from `delta`), so one bad write cannot wedge statistics.
-pub fn add_counters(dir: &Path, delta: &Counters) -> Result<()> {
+pub fn add_counters(dir: &Path, delta: &MetricsSnapshot) -> Result<()> {
     let state = layout::state_dir(dir);
     std::fs::create_dir_all(&state).map_err(|e| Error::io("create directory", &state, e))?;
     let lock_path = state.join("stats.lock");
@@ -98,14 +60,17 @@ pub fn add_counters(dir: &Path, delta: &Counters) -> Result<()> {
     lock.lock().map_err(|e| Error::io("lock", &lock_path, e))?;
     let mut cur = match read_counters(dir) {
         Ok(c) => c,
-        Err(Error::Counters { .. }) => Counters::default(),
+        Err(Error::Counters { .. }) => MetricsSnapshot::default(),
         Err(e) => return Err(e),
     };
     cur.merge(delta);
-    cur.version = 1;
     let path = counters_path(dir);
     let tmp = state.join(format!("stats.json.tmp-{}", std::process::id()));
-    let data = serde_json::to_vec(&cur).map_err(|source| Error::Counters {
+    let file = StatsFile {
+        version: VERSION,
+        counters: cur,
+    };
+    let data = serde_json::to_vec(&file).map_err(|source| Error::Counters {
         path: path.clone(),
         source,
     })?;
@@ -129,20 +94,27 @@ mod tests {
     fn merge_and_roundtrip() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_counters(dir.path()).unwrap().gets, 0);
-        let mut d = Counters {
+        let d = MetricsSnapshot {
             gets: 2,
             hits: 1,
             misses: 1,
+            remote_hits: 5,
             ..Default::default()
         };
-        d.add_extra("remote_hits", 5);
         add_counters(dir.path(), &d).unwrap();
         add_counters(dir.path(), &d).unwrap();
         let c = read_counters(dir.path()).unwrap();
-        assert_eq!((c.gets, c.hits, c.misses, c.version), (4, 2, 2, 1));
-        assert_eq!(c.extra.get("remote_hits"), Some(&10));
+        assert_eq!((c.gets, c.hits, c.misses, c.remote_hits), (4, 2, 2, 10));
         let raw = std::fs::read_to_string(counters_path(dir.path())).unwrap();
-        assert!(raw.contains("\"extra\":{\"remote_hits\":10}"), "{raw}");
+        assert!(raw.contains("\"version\":2"), "{raw}");
+        assert!(raw.contains("\"remote_hits\":10"), "{raw}");
+        // A file of the first version still reads (its own fields).
+        std::fs::write(
+            counters_path(dir.path()),
+            r#"{"version":1,"gets":7,"extra":{"remote_hits":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(read_counters(dir.path()).unwrap().gets, 7);
         // Corrupt file: read reports it, add starts over.
         std::fs::write(counters_path(dir.path()), "{not json").unwrap();
         assert!(matches!(
@@ -164,7 +136,7 @@ mod tests {
                     for _ in 0..25 {
                         add_counters(
                             p,
-                            &Counters {
+                            &MetricsSnapshot {
                                 puts: 1,
                                 ..Default::default()
                             },

@@ -15,7 +15,8 @@
 //! | 154 | 20 | unix nanoseconds, decimal, left-padded with spaces |
 //! | 174 | 1 | `\n` |
 
-use crate::Id;
+use sgcache_types::{ActionId, IndexEntry, OutputId};
+
 use crate::layout::hex_id;
 
 /// Length of an action entry in bytes.
@@ -67,34 +68,23 @@ impl std::fmt::Display for MissReason {
     }
 }
 
-/// A parsed action entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Entry {
-    /// SHA-256 of the output.
-    pub output_id: Id,
-    /// Size of the output in bytes.
-    pub size: u64,
-    /// When the entry was written (unix nanoseconds, from the `-a` file).
-    pub time_nanos: i64,
-}
-
-/// Formats an entry exactly like Go's `fmt.Sprintf("v1 %x %x %20d %20d\n", …)`.
+/// Formats an index entry exactly like Go's `fmt.Sprintf("v1 %x %x %20d %20d\n", …)`.
 ///
 /// Values wider than 20 digits cannot occur for `u64`/`i64` except a negative time, which Go
 /// would also print wider and then reject on read.
-pub fn encode_entry(id: &Id, out: &Id, size: u64, time_nanos: i64) -> Vec<u8> {
+pub fn format_index_entry(e: &IndexEntry) -> Vec<u8> {
     let mut v = Vec::with_capacity(ENTRY_SIZE);
     v.extend_from_slice(b"v1 ");
-    v.extend_from_slice(&hex_id(id));
+    v.extend_from_slice(&hex_id(e.action.as_bytes()));
     v.push(b' ');
-    v.extend_from_slice(&hex_id(out));
-    v.extend_from_slice(format!(" {size:20} {time_nanos:20}\n").as_bytes());
+    v.extend_from_slice(&hex_id(e.output.as_bytes()));
+    v.extend_from_slice(format!(" {:20} {:20}\n", e.size, e.time_nanos).as_bytes());
     v
 }
 
 /// Parses the first `n` bytes read from an `-a` file (the read used a 176-byte buffer, so
 /// `n == 176` means "too long") for action `id`, applying Go's checks in Go's order.
-pub fn parse_entry(buf: &[u8], id: &Id) -> Result<Entry, MissReason> {
+pub fn parse_index_entry(buf: &[u8], id: &ActionId) -> Result<IndexEntry, MissReason> {
     let n = buf.len();
     if n > ENTRY_SIZE {
         return Err(MissReason::TooLong);
@@ -118,7 +108,7 @@ pub fn parse_entry(buf: &[u8], id: &Id) -> Result<Entry, MissReason> {
     let mut eid = [0u8; 32];
     // Go's hex.Decode accepts upper- and lowercase digits; so does `hex`.
     hex::decode_to_slice(&buf[3..67], &mut eid).map_err(|_| MissReason::DecodingId)?;
-    if &eid != id {
+    if &eid != id.as_bytes() {
         return Err(MissReason::MismatchedId);
     }
     let mut out = [0u8; 32];
@@ -131,8 +121,9 @@ pub fn parse_entry(buf: &[u8], id: &Id) -> Result<Entry, MissReason> {
     if time < 0 {
         return Err(MissReason::NegativeTimestamp);
     }
-    Ok(Entry {
-        output_id: out,
+    Ok(IndexEntry {
+        action: *id,
+        output: OutputId::from_bytes(out),
         size: size as u64,
         time_nanos: time,
     })
@@ -166,33 +157,41 @@ fn parse_go_int(field: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn dummy_id(x: u64) -> Id {
+    fn dummy(x: u64) -> [u8; 32] {
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&x.to_le_bytes());
         id
+    }
+
+    fn dummy_id(x: u64) -> ActionId {
+        ActionId::from_bytes(dummy(x))
     }
 
     const GOLDEN: &str = "v1 0100000000000000000000000000000000000000000000000000000000000000 0200000000000000000000000000000000000000000000000000000000000000                    3  1700000000000000000\n";
 
     #[test]
     fn golden_bytes() {
-        let e = encode_entry(&dummy_id(1), &dummy_id(2), 3, 1_700_000_000_000_000_000);
+        let want = IndexEntry {
+            action: dummy_id(1),
+            output: OutputId::from_bytes(dummy(2)),
+            size: 3,
+            time_nanos: 1_700_000_000_000_000_000,
+        };
+        let e = format_index_entry(&want);
         assert_eq!(e.len(), ENTRY_SIZE);
         assert_eq!(ENTRY_SIZE, 175);
         assert_eq!(std::str::from_utf8(&e).unwrap(), GOLDEN);
-        let p = parse_entry(&e, &dummy_id(1)).unwrap();
-        assert_eq!(
-            p,
-            Entry {
-                output_id: dummy_id(2),
-                size: 3,
-                time_nanos: 1_700_000_000_000_000_000
-            }
-        );
+        assert_eq!(parse_index_entry(&e, &dummy_id(1)).unwrap(), want);
         // Extremes stay 175 bytes.
-        let e = encode_entry(&[0xff; 32], &[0xee; 32], u64::MAX >> 1, i64::MAX);
+        let ff = ActionId::from_bytes([0xff; 32]);
+        let e = format_index_entry(&IndexEntry {
+            action: ff,
+            output: OutputId::from_bytes([0xee; 32]),
+            size: u64::MAX >> 1,
+            time_nanos: i64::MAX,
+        });
         assert_eq!(e.len(), ENTRY_SIZE);
-        assert_eq!(parse_entry(&e, &[0xff; 32]).unwrap().size, u64::MAX >> 1);
+        assert_eq!(parse_index_entry(&e, &ff).unwrap().size, u64::MAX >> 1);
     }
 
     fn with(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
@@ -316,12 +315,15 @@ mod tests {
             ),
         ];
         for (name, buf, want) in cases {
-            let got = parse_entry(&buf, &id).map(|_| ());
+            let got = parse_index_entry(&buf, &id).map(|_| ());
             assert_eq!(got, want, "case {name}");
         }
         let e = with(|e| set_field(e, 133, "                  +5"));
-        assert_eq!(parse_entry(&e, &id).unwrap().size, 5);
+        assert_eq!(parse_index_entry(&e, &id).unwrap().size, 5);
         let e = with(|e| e[68..132].copy_from_slice(&[b'A'; 64]));
-        assert_eq!(parse_entry(&e, &id).unwrap().output_id, [0xaa; 32]);
+        assert_eq!(
+            parse_index_entry(&e, &id).unwrap().output,
+            OutputId::from_bytes([0xaa; 32])
+        );
     }
 }

@@ -9,8 +9,10 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::HASH_SIZE;
 use crate::error::{Error, Result};
-use crate::{HASH_SIZE, Id};
+
+type Id = [u8; HASH_SIZE];
 
 /// Plain SHA-256 of `data`: the OutputID of an output with these bytes.
 pub fn sha256(data: &[u8]) -> Id {

@@ -10,7 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Id;
+use sgcache_types::{ActionId, OutputId};
+
+/// A 32-byte id of either kind, as it appears in a file name.
+type Id = [u8; 32];
 
 /// Lowercase hex digits, as Go's `%x` prints them.
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -77,13 +80,13 @@ pub fn entry_path(dir: &Path, id: &Id, kind: EntryKind) -> PathBuf {
 }
 
 /// `<dir>/<xx>/<hex>-a`.
-pub fn action_path(dir: &Path, id: &Id) -> PathBuf {
-    entry_path(dir, id, EntryKind::Action)
+pub fn action_path(dir: &Path, id: &ActionId) -> PathBuf {
+    entry_path(dir, id.as_bytes(), EntryKind::Action)
 }
 
 /// `<dir>/<xx>/<hex>-d`.
-pub fn output_path(dir: &Path, out: &Id) -> PathBuf {
-    entry_path(dir, out, EntryKind::Output)
+pub fn output_path(dir: &Path, out: &OutputId) -> PathBuf {
+    entry_path(dir, out.as_bytes(), EntryKind::Output)
 }
 
 /// `<dir>/<xx>`.
@@ -104,9 +107,9 @@ pub fn subdir_str(first_byte: u8) -> String {
 /// subdirectory so the rename is within one directory (atomic) and `go clean -cache` removes
 /// it with the subdirectory. The name never ends in `-a` or `-d`, so Go's trim and readers
 /// ignore it.
-pub fn temp_path(dir: &Path, out: &Id, pid: u32, n: u64) -> PathBuf {
-    let mut p = subdir_path(dir, out[0]);
-    let hex = hex_id(out);
+pub fn temp_path(dir: &Path, out: &OutputId, pid: u32, n: u64) -> PathBuf {
+    let mut p = subdir_path(dir, out.as_bytes()[0]);
+    let hex = hex_id(out.as_bytes());
     p.push(format!(
         "{}{TEMP_MARKER}{pid}-{n}",
         std::str::from_utf8(&hex).unwrap_or_default()
@@ -174,10 +177,10 @@ pub fn is_subdir_name(name: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn dummy_id(x: u64) -> Id {
+    fn dummy_id<T: From<Id>>(x: u64) -> T {
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&x.to_le_bytes());
-        id
+        id.into()
     }
 
     #[test]
@@ -194,7 +197,7 @@ mod tests {
         let mut id = [0xabu8; 32];
         id[0] = 0xff;
         assert_eq!(
-            output_path(dir, &id),
+            output_path(dir, &OutputId::from_bytes(id)),
             Path::new("/c/ff/ffababababababababababababababababababababababababababababababab-d")
         );
         assert_eq!(
@@ -211,9 +214,9 @@ mod tests {
 
     #[test]
     fn names() {
-        let n = entry_file_name(&dummy_id(1), EntryKind::Action);
+        let n = entry_file_name(&dummy_id::<Id>(1), EntryKind::Action);
         assert_eq!(parse_entry_name(&n), Some((dummy_id(1), EntryKind::Action)));
-        let n = entry_file_name(&dummy_id(9), EntryKind::Output);
+        let n = entry_file_name(&dummy_id::<Id>(9), EntryKind::Output);
         assert_eq!(parse_entry_name(&n), Some((dummy_id(9), EntryKind::Output)));
         let mut upper = n;
         upper[0] = b'A';

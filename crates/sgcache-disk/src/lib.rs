@@ -82,9 +82,9 @@ mod walk;
 
 pub use cache::{DiskCache, README_TEXT};
 pub use clock::{Clock, ManualClock, SystemClock, unix_nanos, unix_secs};
-pub use counters::{Counters, add_counters, counters_path, read_counters};
+pub use counters::{add_counters, counters_path, read_counters};
 pub use dirs::{OsFamily, default_dir, default_dir_for};
-pub use entry::{ENTRY_SIZE, Entry, MissReason, encode_entry, parse_entry};
+pub use entry::{ENTRY_SIZE, MissReason, format_index_entry, parse_index_entry};
 pub use error::{Error, Result};
 pub use hash::{Hash, file_hash, sha256, strip_experiment, subkey};
 pub use put::PendingPut;
@@ -94,8 +94,4 @@ pub use trim::{
 };
 pub use verify::{Problem, ProblemKind, VERIFY_GRACE, VerifyReport};
 
-/// Size of an ActionID or OutputID in bytes.
-pub const HASH_SIZE: usize = 32;
-
-/// An ActionID or OutputID: a 32-byte SHA-256.
-pub type Id = [u8; HASH_SIZE];
+pub use sgcache_types::{ActionId, HASH_SIZE, IndexEntry, MetricsSnapshot, OutputId};

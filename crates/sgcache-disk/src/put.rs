@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::cache::{DiskCache, single_entry};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::{Id, fsutil, layout};
+use sgcache_types::OutputId;
+
+use crate::{fsutil, layout};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -27,7 +29,7 @@ pub struct PendingPut {
     file: Option<BufWriter<File>>,
     temp: PathBuf,
     final_path: PathBuf,
-    out: Id,
+    out: OutputId,
     expected: u64,
     written: u64,
     hasher: Sha256,
@@ -46,7 +48,7 @@ impl std::fmt::Debug for PendingPut {
 }
 
 impl PendingPut {
-    pub(crate) fn begin(cache: &DiskCache, out: &Id, size: u64) -> Result<Self> {
+    pub(crate) fn begin(cache: &DiskCache, out: &OutputId, size: u64) -> Result<Self> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let temp = layout::temp_path(&cache.dir, out, std::process::id(), n);
         // create_new: a stale temp of a crashed process with our pid and counter is not reused.
@@ -124,17 +126,17 @@ impl PendingPut {
             drop(file);
             self.discard();
             return Err(Error::SizeMismatch {
-                out: hex::encode(self.out),
+                out: self.out.hex(),
                 expected: self.expected,
                 got: self.written,
             });
         }
-        let got: Id = std::mem::take(&mut self.hasher).finalize().into();
-        if got != self.out {
+        let got: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+        if &got != self.out.as_bytes() {
             drop(file);
             self.discard();
             return Err(Error::HashMismatch {
-                expected: hex::encode(self.out),
+                expected: self.out.hex(),
                 got: hex::encode(got),
             });
         }
@@ -166,7 +168,7 @@ impl PendingPut {
             Ok(md)
                 if md.is_file()
                     && md.len() == self.expected
-                    && crate::file_hash(&self.final_path).ok() == Some(self.out) =>
+                    && crate::file_hash(&self.final_path).ok() == Some(self.out.to_bytes()) =>
             {
                 // Already present and valid (Go's copyFile rule): keep it, mtime included.
                 drop(file);

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::Id;
 use crate::cache::{DiskCache, single_entry};
 use crate::error::Result;
 use crate::layout::{self, EntryKind};
@@ -31,7 +30,7 @@ pub struct ScanItem {
     /// What it is.
     pub kind: ScanKind,
     /// The ActionID / OutputID from the name (None for temp and other files).
-    pub id: Option<Id>,
+    pub id: Option<[u8; 32]>,
     /// Absolute path (for executables: the file inside the `-d` directory).
     pub path: PathBuf,
     /// Size in bytes.

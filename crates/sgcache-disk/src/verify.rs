@@ -18,10 +18,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::cache::{DiskCache, single_entry};
-use crate::entry::{ENTRY_SIZE, parse_entry};
+use crate::entry::{ENTRY_SIZE, parse_index_entry};
 use crate::error::Result;
 use crate::layout::{self, EntryKind};
-use crate::{Id, fsutil};
+use sgcache_types::{ActionId, IndexEntry};
+
+use crate::fsutil;
+
+type Id = [u8; 32];
 
 /// Files modified this recently are not judged (they may be writes in progress).
 pub const VERIFY_GRACE: Duration = Duration::from_secs(5 * 60);
@@ -259,18 +263,17 @@ impl DiskCache {
                     continue;
                 }
             };
-            let out = entry.output_id;
-            if let Some(&size) = valid_sizes.get(&out) {
+            let out = entry.output;
+            if let Some(&size) = valid_sizes.get(out.as_bytes()) {
                 if size != entry.size {
                     let detail = format!(
                         "entry says output {} has {} bytes, the valid output has {size}",
-                        hex::encode(out),
+                        out.hex(),
                         entry.size
                     );
                     let removed = repair
                         && self.repair_action(f, |p| {
-                            read_action(p, &f.id)
-                                .is_ok_and(|e| e.output_id == out && e.size != size)
+                            read_action(p, &f.id).is_ok_and(|e| e.output == out && e.size != size)
                         });
                     report.problems.push(Problem {
                         kind: ProblemKind::SizeMismatch,
@@ -279,7 +282,7 @@ impl DiskCache {
                         removed,
                     });
                 }
-            } else if !bad_outputs.contains(&out)
+            } else if !bad_outputs.contains(out.as_bytes())
                 && std::fs::symlink_metadata(self.output_path(&out)).is_err()
             {
                 report.dangling_actions += 1;
@@ -313,9 +316,9 @@ impl DiskCache {
 }
 
 /// Reads and parses an `-a` file. `Err(None)`: could not read; `Err(Some(reason))`: malformed.
-fn read_action(path: &Path, id: &Id) -> std::result::Result<crate::Entry, Option<String>> {
+fn read_action(path: &Path, id: &Id) -> std::result::Result<IndexEntry, Option<String>> {
     let mut f = std::fs::File::open(path).map_err(|_| None)?;
     let mut buf = [0u8; ENTRY_SIZE + 1];
     let n = fsutil::read_full(&mut f, &mut buf).map_err(|_| None)?;
-    parse_entry(&buf[..n], id).map_err(|r| Some(r.to_string()))
+    parse_index_entry(&buf[..n], &ActionId::from_bytes(*id)).map_err(|r| Some(r.to_string()))
 }

@@ -7,12 +7,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sgcache_disk::{DiskCache, Error, Id, ManualClock, README_TEXT, sha256};
+use sgcache_disk::{
+    ActionId, DiskCache, Error, IndexEntry, ManualClock, OutputId, README_TEXT, sha256,
+};
 
-fn dummy_id(x: u64) -> Id {
+/// An id of either kind from a small number (little-endian in the first 8 bytes).
+fn dummy_id<T: From<[u8; 32]>>(x: u64) -> T {
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&x.to_le_bytes());
-    id
+    id.into()
+}
+
+/// The index entry `action → output, size, time`.
+fn entry(action: ActionId, output: OutputId, size: u64, time_nanos: i64) -> IndexEntry {
+    IndexEntry {
+        action,
+        output,
+        size,
+        time_nanos,
+    }
 }
 
 fn mtime_secs(p: &Path) -> i64 {
@@ -60,12 +73,12 @@ fn test_basic() {
     let cdir = tmp.path().join("c1");
     fs::create_dir(&cdir).unwrap();
     let c1 = DiskCache::open(&cdir).unwrap();
-    c1.put_index_entry(&dummy_id(1), &dummy_id(12), 13, 1)
+    c1.put_index_entry(&entry(dummy_id(1), dummy_id(12), 13, 1))
         .unwrap();
-    c1.put_index_entry(&dummy_id(1), &dummy_id(2), 3, 2)
+    c1.put_index_entry(&entry(dummy_id(1), dummy_id(2), 3, 2))
         .unwrap(); // overwrite
     let e = c1.get(&dummy_id(1)).unwrap().unwrap();
-    assert_eq!((e.output_id, e.size, e.time_nanos), (dummy_id(2), 3, 2));
+    assert_eq!((e.output, e.size, e.time_nanos), (dummy_id(2), 3, 2));
     assert_eq!(
         fs::metadata(c1.action_path(&dummy_id(1))).unwrap().len(),
         175
@@ -73,11 +86,11 @@ fn test_basic() {
 
     let c2 = DiskCache::open(&cdir).unwrap();
     let e = c2.get(&dummy_id(1)).unwrap().unwrap();
-    assert_eq!((e.output_id, e.size), (dummy_id(2), 3));
-    c2.put_index_entry(&dummy_id(2), &dummy_id(3), 4, 0)
+    assert_eq!((e.output, e.size), (dummy_id(2), 3));
+    c2.put_index_entry(&entry(dummy_id(2), dummy_id(3), 4, 0))
         .unwrap();
     let e = c1.get(&dummy_id(2)).unwrap().unwrap();
-    assert_eq!((e.output_id, e.size), (dummy_id(3), 4));
+    assert_eq!((e.output, e.size), (dummy_id(3), 4));
     // Get does not require -d files, and none were written.
     assert!(all_entries(&c1).iter().all(|n| n.ends_with("-a")));
     // get_file does need them.
@@ -108,14 +121,14 @@ fn test_growth() {
     let c = DiskCache::open(tmp.path()).unwrap();
     let n = 10_000u64;
     for i in 0..n {
-        c.put_index_entry(&dummy_id(i), &dummy_id(i * 99), i * 101, 0)
+        c.put_index_entry(&entry(dummy_id(i), dummy_id(i * 99), i * 101, 0))
             .unwrap();
         let e = c.get(&dummy_id(i)).unwrap().expect("hit");
-        assert_eq!((e.output_id, e.size), (dummy_id(i * 99), i * 101));
+        assert_eq!((e.output, e.size), (dummy_id(i * 99), i * 101));
     }
     for i in 0..n {
         let e = c.get(&dummy_id(i)).unwrap().expect("hit");
-        assert_eq!((e.output_id, e.size), (dummy_id(i * 99), i * 101));
+        assert_eq!((e.output, e.size), (dummy_id(i * 99), i * 101));
     }
 }
 
@@ -135,12 +148,12 @@ fn test_cache_trim() {
     let id2 = dummy_id(2);
     c.put_bytes(&id1, b"abc").unwrap();
     let entry = c.get(&id1).unwrap().unwrap();
-    assert_eq!(entry.output_id, sha256(b"abc"));
+    assert_eq!(entry.output, OutputId::from(sha256(b"abc")));
     c.put_bytes(&id2, b"def").unwrap();
     let a1 = c.action_path(&id1);
-    let d1 = c.output_path(&entry.output_id);
+    let d1 = c.output_path(&entry.output);
     let a2 = c.action_path(&id2);
-    let d2 = c.output_path(&sha256(b"def"));
+    let d2 = c.output_path(&sha256(b"def").into());
     check(&a1, START);
     check(&d1, START);
 
@@ -257,8 +270,8 @@ fn trim_txt_write_failure_still_scans() {
 fn trim_removes_old_temp_files_only() {
     let tmp = tempfile::tempdir().unwrap();
     let c = DiskCache::open(tmp.path()).unwrap();
-    let out = sha256(b"x");
-    let sub = tmp.path().join(format!("{:02x}", out[0]));
+    let out = OutputId::from(sha256(b"x"));
+    let sub = tmp.path().join(format!("{:02x}", out.as_bytes()[0]));
     let old = sub.join(format!("{}.tmp-1-1", hex::encode(out)));
     let young = sub.join(format!("{}.tmp-1-2", hex::encode(out)));
     let foreign = sub.join("notes.txt");
@@ -280,8 +293,13 @@ fn entry_golden_bytes_on_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::at_unix(1_234_567));
     let c = DiskCache::open(tmp.path()).unwrap().with_clock(clock);
-    c.put_index_entry(&dummy_id(1), &dummy_id(2), 3, 1_700_000_000_000_000_000)
-        .unwrap();
+    c.put_index_entry(&entry(
+        dummy_id(1),
+        dummy_id(2),
+        3,
+        1_700_000_000_000_000_000,
+    ))
+    .unwrap();
     let p = tmp
         .path()
         .join("01/0100000000000000000000000000000000000000000000000000000000000000-a");
@@ -301,15 +319,21 @@ fn put_index_entry_writes_then_truncates() {
     let p = c.action_path(&dummy_id(1));
     // A longer (corrupt) previous file is cut to 175 bytes after the write.
     fs::write(&p, vec![b'z'; 400]).unwrap();
-    c.put_index_entry(&dummy_id(1), &dummy_id(2), 3, 1_700_000_000_000_000_000)
-        .unwrap();
+    c.put_index_entry(&entry(
+        dummy_id(1),
+        dummy_id(2),
+        3,
+        1_700_000_000_000_000_000,
+    ))
+    .unwrap();
     assert_eq!(fs::read_to_string(&p).unwrap(), GOLDEN);
     // Same inode: never removed and recreated (no O_TRUNC, no rename).
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let ino = fs::metadata(&p).unwrap().ino();
-        c.put_index_entry(&dummy_id(1), &dummy_id(2), 3, 5).unwrap();
+        c.put_index_entry(&entry(dummy_id(1), dummy_id(2), 3, 5))
+            .unwrap();
         assert_eq!(fs::metadata(&p).unwrap().ino(), ino);
     }
 }
@@ -349,7 +373,9 @@ fn miss_rules_on_disk() {
         ),
         (
             "uppercase action id",
-            edit(&|v| v[3..67].copy_from_slice(hex::encode_upper(dummy_id(1)).as_bytes())),
+            edit(&|v| {
+                v[3..67].copy_from_slice(hex::encode_upper(dummy_id::<[u8; 32]>(1)).as_bytes())
+            }),
             true,
         ),
         ("bad hex", edit(&|v| v[70] = b'g'), false),
@@ -395,7 +421,7 @@ fn get_file_rules() {
     let (out, path) = c.put_bytes(&id, b"hello").unwrap();
     assert_eq!(path, c.output_path(&out));
     let (e, p) = c.get_file(&id).unwrap().unwrap();
-    assert_eq!((e.output_id, e.size, p.clone()), (out, 5, path.clone()));
+    assert_eq!((e.output, e.size, p.clone()), (out, 5, path.clone()));
     assert!(p.is_absolute());
     assert_eq!(fs::read(&p).unwrap(), b"hello");
     // -d of wrong size: miss.
@@ -411,7 +437,7 @@ fn get_file_rules() {
     // The empty output.
     let (out, _) = c.put_bytes(&dummy_id(8), b"").unwrap();
     assert_eq!(
-        hex::encode(out),
+        out.hex(),
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
     let (e, p) = c.get_file(&dummy_id(8)).unwrap().unwrap();
@@ -437,8 +463,8 @@ fn get_file_marks_output_used_hourly() {
 }
 
 /// `<out>-d/<name>` executable entries as the go command writes them (Go ≥ 1.24).
-fn make_exe_entry(c: &DiskCache, id: &Id, content: &[u8]) -> (Id, PathBuf) {
-    let out = sha256(content);
+fn make_exe_entry(c: &DiskCache, id: &ActionId, content: &[u8]) -> (OutputId, PathBuf) {
+    let out = OutputId::from(sha256(content));
     let dir = c.output_path(&out);
     fs::create_dir(&dir).unwrap();
     let f = dir.join("hello");
@@ -448,7 +474,7 @@ fn make_exe_entry(c: &DiskCache, id: &Id, content: &[u8]) -> (Id, PathBuf) {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&f, fs::Permissions::from_mode(0o777)).unwrap();
     }
-    c.put_index_entry(id, &out, content.len() as u64, 1)
+    c.put_index_entry(&entry(*id, out, content.len() as u64, 1))
         .unwrap();
     (out, f)
 }
@@ -523,7 +549,7 @@ fn executable_entries() {
 fn put_mismatch_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let c = DiskCache::open(tmp.path()).unwrap();
-    let out = sha256(b"abc");
+    let out = OutputId::from(sha256(b"abc"));
     let mut p = c.begin_put(&out, 3).unwrap();
     let temp = p.temp_path().to_path_buf();
     let name = temp.file_name().unwrap().to_string_lossy().into_owned();
@@ -629,7 +655,7 @@ fn concurrent_reader_never_sees_full_size_wrong_content() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Arc::new(DiskCache::open(tmp.path()).unwrap());
     let data: Vec<u8> = (0..(2u32 << 20)).map(|i| (i * 7 + i / 251) as u8).collect();
-    let out = sha256(&data);
+    let out = OutputId::from(sha256(&data));
     let d = c.output_path(&out);
     let stop = Arc::new(AtomicBool::new(false));
     let full_reads = Arc::new(AtomicU32::new(0));
@@ -644,7 +670,11 @@ fn concurrent_reader_never_sees_full_size_wrong_content() {
                     && bytes.len() == len
                 {
                     // Whatever is visible at full size must be the right content.
-                    assert_eq!(sha256(&bytes), out, "reader saw wrong content at full size");
+                    assert_eq!(
+                        OutputId::from(sha256(&bytes)),
+                        out,
+                        "reader saw wrong content at full size"
+                    );
                     full_reads.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -715,7 +745,7 @@ fn regression_29667_rewrite_never_exposes_empty_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Arc::new(DiskCache::open(tmp.path()).unwrap());
     let id = dummy_id(42);
-    c.put_index_entry(&id, &dummy_id(43), 10, 7).unwrap();
+    c.put_index_entry(&entry(id, dummy_id(43), 10, 7)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let misses = Arc::new(AtomicU32::new(0));
     let readers: Vec<_> = (0..2)
@@ -732,7 +762,7 @@ fn regression_29667_rewrite_never_exposes_empty_entry() {
         .collect();
     let deadline = std::time::Instant::now() + Duration::from_millis(700);
     while std::time::Instant::now() < deadline {
-        c.put_index_entry(&id, &dummy_id(43), 10, 7).unwrap();
+        c.put_index_entry(&entry(id, dummy_id(43), 10, 7)).unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     for r in readers {

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sgcache_disk::{DiskCache, Id, ManualClock, ScanKind, sha256};
+use sgcache_disk::{ActionId, DiskCache, ManualClock, OutputId, ScanKind, sha256};
 
 fn go_available() -> bool {
     Command::new("go")
@@ -80,10 +80,10 @@ fn tool_runs(out: &Output, tool: &str) -> usize {
 
 /// Every -a parses with get(); every -d an entry references hashes to its name.
 fn check_cache(c: &DiskCache) -> (usize, usize) {
-    let mut actions: Vec<Id> = Vec::new();
+    let mut actions: Vec<ActionId> = Vec::new();
     let mut outputs = 0;
     c.scan(|item| match item.kind {
-        ScanKind::Action => actions.push(item.id.unwrap()),
+        ScanKind::Action => actions.push(item.id.unwrap().into()),
         ScanKind::Output | ScanKind::Executable => outputs += 1,
         ScanKind::Temp | ScanKind::Other => panic!("unexpected file {}", item.path.display()),
     })
@@ -97,8 +97,8 @@ fn check_cache(c: &DiskCache) -> (usize, usize) {
         if let Some((e2, path)) = c.get_file(id).unwrap() {
             assert_eq!(e2, e);
             assert_eq!(
-                sgcache_disk::file_hash(&path).unwrap(),
-                e.output_id,
+                OutputId::from(sgcache_disk::file_hash(&path).unwrap()),
+                e.output,
                 "{}",
                 path.display()
             );
@@ -159,24 +159,23 @@ fn go_command_and_sgcache_share_a_cache() {
     let mut ids = Vec::new();
     c.scan(|i| {
         if i.kind == ScanKind::Action {
-            ids.push(i.id.unwrap());
+            ids.push(ActionId::from(i.id.unwrap()));
         }
     })
     .unwrap();
     for id in &ids {
         let e = c.get(id).unwrap().unwrap();
-        let d = c.output_path(&e.output_id);
+        let d = c.output_path(&e.output);
         if d.is_file() {
             let data = fs::read(&d).unwrap();
             fs::remove_file(&d).unwrap();
-            let mut p = c.begin_put(&e.output_id, data.len() as u64).unwrap();
+            let mut p = c.begin_put(&e.output, data.len() as u64).unwrap();
             std::io::Write::write_all(&mut p, &data).unwrap();
             assert_eq!(p.commit().unwrap(), d);
             rewritten += 1;
         }
         fs::remove_file(c.action_path(id)).unwrap();
-        c.put_index_entry(id, &e.output_id, e.size, e.time_nanos)
-            .unwrap();
+        c.put_index_entry(&e).unwrap();
     }
     assert!(rewritten > 50);
     fs::remove_file(&bin).unwrap();
@@ -201,12 +200,12 @@ fn go_command_and_sgcache_share_a_cache() {
     // 4. Entries put by sgcache alongside go's do not disturb go.
     for i in 0..100u32 {
         let data = format!("sgcache output {i}");
-        let id = sha256(format!("sgcache action {i}").as_bytes());
+        let id = ActionId::from(sha256(format!("sgcache action {i}").as_bytes()));
         c.put_bytes(&id, data.as_bytes()).unwrap();
     }
     sgcache_disk::add_counters(
         &go.cache,
-        &sgcache_disk::Counters {
+        &sgcache_disk::MetricsSnapshot {
             puts: 100,
             ..Default::default()
         },
@@ -226,7 +225,7 @@ fn go_command_and_sgcache_share_a_cache() {
     assert!(go.cache.join("trim.txt").exists());
     assert_eq!(sgcache_disk::read_counters(&go.cache).unwrap().puts, 100);
     // And both sides recover: sgcache recreates subdirs on demand, go rebuilds.
-    c.put_bytes(&sha256(b"after clean"), b"x").unwrap();
+    c.put_bytes(&sha256(b"after clean").into(), b"x").unwrap();
     let out = go.run(&["build", "-x", "-o", bin_s, "."]);
     assert!(
         tool_runs(&out, "compile") > 0,

@@ -5,12 +5,26 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sgcache_disk::{DiskCache, Id, ManualClock, ProblemKind, ScanKind, TrimOptions, sha256};
+use sgcache_disk::{
+    ActionId, DiskCache, IndexEntry, ManualClock, OutputId, ProblemKind, ScanKind, TrimOptions,
+    sha256,
+};
 
-fn dummy_id(x: u64) -> Id {
+/// An id of either kind from a small number (little-endian in the first 8 bytes).
+fn dummy_id<T: From<[u8; 32]>>(x: u64) -> T {
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&x.to_le_bytes());
-    id
+    id.into()
+}
+
+/// The index entry `action → output, size, time`.
+fn entry(action: ActionId, output: OutputId, size: u64, time_nanos: i64) -> IndexEntry {
+    IndexEntry {
+        action,
+        output,
+        size,
+        time_nanos,
+    }
 }
 
 fn unix(secs: u64) -> SystemTime {
@@ -112,11 +126,11 @@ fn verify_detects_and_repairs_only_corruption() {
     fs::write(&bad_a, b"v1 garbage\n").unwrap();
     // -a with the wrong size for a valid -d.
     let wrong_size_a = c.action_path(&dummy_id(5));
-    c.put_index_entry(&dummy_id(5), &sha256(b"good output"), 999, 1)
+    c.put_index_entry(&entry(dummy_id(5), sha256(b"good output").into(), 999, 1))
         .unwrap();
     // Dangling -a (its -d is missing): a normal miss, not corruption.
     let dangling = c.action_path(&dummy_id(6));
-    c.put_index_entry(&dummy_id(6), &sha256(b"never stored"), 12, 1)
+    c.put_index_entry(&entry(dummy_id(6), sha256(b"never stored").into(), 12, 1))
         .unwrap();
     // Corrupt -d (same size, different content).
     fs::write(&bad_d, b"WILL be corrupted").unwrap();
@@ -177,12 +191,12 @@ fn scan_counts_everything() {
     clock.set_unix(NOW + 100);
     c.put_bytes(&dummy_id(2), b"defg").unwrap();
     let exe = b"binary";
-    let out = sha256(exe);
+    let out = OutputId::from(sha256(exe));
     let dir = c.output_path(&out);
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("tool"), exe).unwrap();
     set_mtime(&dir, unix(NOW - 50));
-    let pending = c.begin_put(&sha256(b"x"), 1).unwrap();
+    let pending = c.begin_put(&sha256(b"x").into(), 1).unwrap();
     let mut kinds = Vec::new();
     let s = c.scan(|item| kinds.push((item.kind, item.size))).unwrap();
     drop(pending);

@@ -22,8 +22,15 @@
 //! - After a bad body (invalid base64, wrong length) the whole body line is still
 //!   consumed, so the next request is read from the right place.
 
+//!
+//! The go command's side ([`encode_request`], [`RequestWriter`], [`ResponseReader`]) is here
+//! too, so tests and benchmarks speak the protocol with the same bytes the go command sends.
+
+mod client;
 mod codec;
 mod message;
 
+pub use client::{ClientRequest, RequestWriter, ResponseReader, decode_response, encode_request};
 pub use codec::{BodyError, CodecError, Frame, MAX_LINE, RequestReader, ResponseWriter};
-pub use message::{Command, Fault, Id, Request, Response, format_time};
+pub use message::{Command, Fault, KNOWN_COMMANDS, Request, Response, format_time};
+pub use sgcache_types::{ActionId, OutputId};

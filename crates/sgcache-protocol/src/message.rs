@@ -7,9 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
-
-/// A 32-byte ActionID or OutputID (a SHA-256).
-pub type Id = [u8; 32];
+use sgcache_types::{ActionId, OutputId};
 
 /// The commands this cache understands; `KnownCommands` in the handshake.
 pub const KNOWN_COMMANDS: &[&str] = &["get", "put", "close"];
@@ -85,9 +83,9 @@ pub struct Request {
     /// What to do.
     pub command: Command,
     /// The cache key (get, put).
-    pub action_id: Option<Id>,
+    pub action_id: Option<ActionId>,
     /// The put's output id: `OutputID`, or the pre-Go-1.24 `ObjectID`.
-    pub output_id: Option<Id>,
+    pub output_id: Option<OutputId>,
     /// Bytes of body that follow (0 = no body line).
     pub body_size: u64,
     /// Set when the request is well framed but wrong; answer `Err` with it.
@@ -147,7 +145,7 @@ impl Request {
             None => 0,
         };
         let command = Command::parse(w.command.as_deref().unwrap_or(""));
-        let mut decode = |field: &'static str, v: Option<Cow<'_, str>>| -> Option<Id> {
+        let mut decode = |field: &'static str, v: Option<Cow<'_, str>>| -> Option<[u8; 32]> {
             let v = v?;
             match decode_id(field, &v) {
                 Ok(id) => Some(id),
@@ -157,11 +155,12 @@ impl Request {
                 }
             }
         };
-        let action_id = decode("ActionID", w.action_id);
+        let action_id = decode("ActionID", w.action_id).map(ActionId::from_bytes);
         let output_id = match w.output_id {
             Some(v) if !v.is_empty() => decode("OutputID", Some(v)),
             _ => decode("ObjectID", w.object_id),
-        };
+        }
+        .map(OutputId::from_bytes);
         if fault.is_none() {
             fault = match &command {
                 Command::Unknown(c) => Some(Fault::UnknownCommand(c.clone())),
@@ -229,11 +228,11 @@ impl Request {
     }
 }
 
-fn decode_id(field: &'static str, b64: &str) -> Result<Id, Fault> {
+fn decode_id(field: &'static str, b64: &str) -> Result<[u8; 32], Fault> {
     let bytes = base64_simd::STANDARD
         .decode_to_vec(b64.as_bytes())
         .map_err(|_| Fault::BadBase64 { field })?;
-    Id::try_from(bytes.as_slice()).map_err(|_| Fault::BadIdLength {
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| Fault::BadIdLength {
         field,
         len: bytes.len(),
     })
@@ -251,35 +250,41 @@ pub(crate) fn preview(line: &[u8]) -> String {
 
 /// One response. Build it with the constructors; unset fields are omitted on the
 /// wire exactly as Go's `omitempty` would.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// The request's ID (0 for the handshake).
     #[serde(rename = "ID")]
     pub id: i64,
     /// Non-empty: the request failed. One line.
-    #[serde(rename = "Err", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "Err", skip_serializing_if = "Option::is_none", default)]
     pub err: Option<String>,
     /// Handshake only.
-    #[serde(rename = "KnownCommands", skip_serializing_if = "Option::is_none")]
-    pub known_commands: Option<&'static [&'static str]>,
+    #[serde(
+        rename = "KnownCommands",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub known_commands: Option<Vec<String>>,
     /// Get: a miss.
-    #[serde(rename = "Miss", skip_serializing_if = "is_false")]
+    #[serde(rename = "Miss", skip_serializing_if = "is_false", default)]
     pub miss: bool,
     /// Get hit: the stored OutputID.
     #[serde(
         rename = "OutputID",
         skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_id"
+        serialize_with = "ser_id",
+        deserialize_with = "de_id",
+        default
     )]
-    pub output_id: Option<Id>,
+    pub output_id: Option<OutputId>,
     /// Get hit: body size.
-    #[serde(rename = "Size", skip_serializing_if = "is_zero")]
+    #[serde(rename = "Size", skip_serializing_if = "is_zero", default)]
     pub size: u64,
     /// Get hit: when the entry was stored (RFC 3339), for `go clean -testcache`.
-    #[serde(rename = "Time", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "Time", skip_serializing_if = "Option::is_none", default)]
     pub time: Option<String>,
     /// Get hit and put: absolute path of a file holding the body.
-    #[serde(rename = "DiskPath", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "DiskPath", skip_serializing_if = "Option::is_none", default)]
     pub disk_path: Option<String>,
 }
 
@@ -291,18 +296,32 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-fn ser_id<S: Serializer>(id: &Option<Id>, s: S) -> Result<S::Ok, S::Error> {
+fn ser_id<S: Serializer>(id: &Option<OutputId>, s: S) -> Result<S::Ok, S::Error> {
     match id {
-        Some(id) => s.serialize_str(&base64_simd::STANDARD.encode_to_string(id)),
+        Some(id) => s.serialize_str(&base64_simd::STANDARD.encode_to_string(id.as_bytes())),
         None => s.serialize_none(),
     }
+}
+
+fn de_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OutputId>, D::Error> {
+    let Some(b64) = Option::<Cow<'de, str>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    decode_id("OutputID", &b64)
+        .map(|b| Some(OutputId::from_bytes(b)))
+        .map_err(serde::de::Error::custom)
+}
+
+/// Base64 as the go command writes `[]byte` fields (padded standard alphabet).
+pub(crate) fn encode_id(bytes: &[u8; 32]) -> String {
+    base64_simd::STANDARD.encode_to_string(bytes)
 }
 
 impl Response {
     /// The first message: what we understand.
     pub fn handshake() -> Self {
         Response {
-            known_commands: Some(KNOWN_COMMANDS),
+            known_commands: Some(KNOWN_COMMANDS.iter().map(|c| c.to_string()).collect()),
             ..Default::default()
         }
     }
@@ -317,7 +336,13 @@ impl Response {
     }
 
     /// A get hit.
-    pub fn hit(id: i64, output_id: Id, size: u64, time_nanos: i64, disk_path: String) -> Self {
+    pub fn hit(
+        id: i64,
+        output_id: OutputId,
+        size: u64,
+        time_nanos: i64,
+        disk_path: String,
+    ) -> Self {
         Response {
             id,
             output_id: Some(output_id),
@@ -388,8 +413,11 @@ mod tests {
         ));
         assert_eq!(r.id, 1);
         assert_eq!(r.command, Command::Put);
-        assert_eq!(r.action_id, Some([1u8; 32]));
-        assert_eq!(r.output_id.unwrap()[..4], [0x2c, 0xf2, 0x4d, 0xba]);
+        assert_eq!(r.action_id, Some(ActionId::from_bytes([1u8; 32])));
+        assert_eq!(
+            r.output_id.unwrap().as_bytes()[..4],
+            [0x2c, 0xf2, 0x4d, 0xba]
+        );
         assert_eq!(r.body_size, 5);
         assert_eq!(r.fault, None);
     }
@@ -400,7 +428,7 @@ mod tests {
             r#"{{"ID":7,"Command":"put","ActionID":"{A}","ObjectID":"{O}","BodySize":5}}"#
         ));
         assert_eq!(r.fault, None);
-        assert_eq!(r.output_id.unwrap()[0], 0x2c);
+        assert_eq!(r.output_id.unwrap().as_bytes()[0], 0x2c);
     }
 
     #[test]
@@ -479,7 +507,7 @@ mod tests {
         assert_eq!(
             j(&Response::hit(
                 2,
-                [1; 32],
+                OutputId::from_bytes([1; 32]),
                 5,
                 1_700_000_000_123_456_789,
                 "/p".into()

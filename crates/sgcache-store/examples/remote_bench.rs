@@ -10,7 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use sgcache_store::{Remote, RemoteConfig};
+use std::sync::Arc;
+
+use sgcache_store::{Check, RemoteCache, RemoteConfig, UploadJob, UploadQueue};
+use sgcache_types::{ActionId, IndexEntry, Metrics, OutputId};
 use sha2::{Digest, Sha256};
 
 fn noise(len: usize, mut x: u64) -> Vec<u8> {
@@ -56,7 +59,8 @@ async fn main() {
         .as_nanos() as u64;
     cfg.namespace = format!("bench-{seed:x}");
     cfg.upload_deadline = Duration::from_secs(600);
-    let r = Remote::new(cfg).unwrap();
+    let r = RemoteCache::new(cfg, Arc::new(Metrics::default())).unwrap();
+    let uploads = UploadQueue::start(r.clone(), &tokio::runtime::Handle::current());
     let dir = tempfile::tempdir().unwrap();
 
     // n small objects of 16 KiB (half compressible), then one big incompressible one.
@@ -70,14 +74,28 @@ async fn main() {
     let mut ids = Vec::new();
     let t = Instant::now();
     for (i, data) in objs.iter().enumerate() {
-        let out: [u8; 32] = Sha256::digest(data).into();
-        let act: [u8; 32] = Sha256::digest(format!("action {seed} {i}")).into();
+        let out = OutputId::from(<[u8; 32]>::from(Sha256::digest(data)));
+        let act = ActionId::from(<[u8; 32]>::from(Sha256::digest(format!(
+            "action {seed} {i}"
+        ))));
         let path = dir.path().join(i.to_string());
         std::fs::write(&path, data).unwrap();
-        r.enqueue_upload(act, out, data.len() as u64, 0, path);
+        let entry = IndexEntry {
+            action: act,
+            output: out,
+            size: data.len() as u64,
+            time_nanos: 0,
+        };
+        uploads
+            .enqueue(UploadJob {
+                entry,
+                path,
+                heal: false,
+            })
+            .unwrap();
         ids.push((act, out, data.len() as u64));
     }
-    let rep = r.drain().await;
+    let rep = uploads.drain(Duration::from_secs(600)).await;
     let up = t.elapsed();
     assert!(rep.is_clean(), "{rep:?}");
     let total: u64 = ids.iter().map(|x| x.2).sum();
@@ -90,9 +108,13 @@ async fn main() {
     let mut lat = Vec::new();
     for (act, out, size) in &ids[..n] {
         let t = Instant::now();
-        let e = r.get_action(act).await.expect("entry");
+        let e = r.get_entry(act).await.found().expect("entry");
         let mut sink = Vec::new();
-        assert!(r.fetch_object(out, e.size, &mut sink).await.unwrap());
+        assert!(
+            r.fetch_object(out, e.size, &mut sink, Check::Here)
+                .await
+                .unwrap()
+        );
         assert_eq!(sink.len() as u64, *size);
         lat.push(t.elapsed());
     }
@@ -107,17 +129,19 @@ async fn main() {
 
     let (act, out, size) = ids[n];
     let t = Instant::now();
-    let e = r.get_action(&act).await.unwrap();
+    let e = r.get_entry(&act).await.found().unwrap();
     let mut sink = std::io::sink();
-    assert!(r.fetch_object(&out, e.size, &mut sink).await.unwrap());
+    assert!(
+        r.fetch_object(&out, e.size, &mut sink, Check::Here)
+            .await
+            .unwrap()
+    );
     let d = t.elapsed();
     println!(
         "download {big_mib} MiB verified: {d:?} ({:.0} MiB/s)",
         size as f64 / (1 << 20) as f64 / d.as_secs_f64()
     );
-    for (k, v) in r.counters() {
-        if v > 0 {
-            println!("  {k} = {v}");
-        }
+    for f in r.metrics().snapshot().nonzero() {
+        println!("  {} = {}", f.name, f.value);
     }
 }

@@ -292,7 +292,23 @@ fn feature_missing(raw: &str, feature: &str) -> StoreError {
     )
 }
 
-fn build_operator(raw: &str, p: &ParsedUrl) -> Result<Operator, StoreError> {
+/// The HTTP transport of HTTP-based services: reqwest with a connect (TCP + TLS) time
+/// limit of its own, so a dead endpoint fails in `connect` instead of using up the whole
+/// first-byte budget. One client per remote, so its connection pool is shared by all
+/// operations.
+#[cfg(feature = "http-transport")]
+fn http_transport(connect: Duration) -> Option<opendal::HttpTransporter> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .ok()?;
+    Some(opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(client),
+    ))
+}
+
+fn build_operator(raw: &str, p: &ParsedUrl, connect: Duration) -> Result<Operator, StoreError> {
     opendal::install_default();
     let built: Option<opendal::Result<Operator>> = match p.service {
         #[cfg(feature = "s3")]
@@ -325,6 +341,18 @@ fn build_operator(raw: &str, p: &ParsedUrl) -> Result<Operator, StoreError> {
         )),
         _ => None,
     };
+    #[cfg(feature = "http-transport")]
+    let built = built.map(|r| {
+        r.map(|op| match http_transport(connect) {
+            Some(t) if !matches!(p.service, "fs" | "redis") => {
+                let ctx = op.context().clone().with_http_transport(t);
+                op.with_context(ctx)
+            }
+            _ => op,
+        })
+    });
+    #[cfg(not(feature = "http-transport"))]
+    let _ = connect;
     match built {
         Some(op) => op.map_err(|e| config_err(raw, one_line(&e))),
         // Service names equal feature names.
@@ -386,6 +414,8 @@ pub struct OpendalStore {
     /// up. The Redis client retries refused connections for many seconds inside one
     /// operation; this turns "nobody listens" into a fast temporary error.
     preflight: Option<String>,
+    /// The connect time limit (HTTP transports and the Redis preflight).
+    connect: Duration,
     up: std::sync::atomic::AtomicBool,
 }
 
@@ -396,6 +426,9 @@ const WRITE_CHUNK: usize = 8 << 20;
 /// API (`?uploads`), which fake-gcs-server does not implement, so the larger chunk keeps
 /// CI's 64 MiB case on the JSON upload path both real GCS and the emulator support.
 const GCS_WRITE_CHUNK: usize = 128 << 20;
+/// A directory needs no multipart: OpenDAL's fs writer appends each chunk to the temp file,
+/// so a small chunk only bounds the memory an upload holds.
+const FS_WRITE_CHUNK: usize = 1 << 20;
 
 impl OpendalStore {
     /// Wrap an operator (for callers that build their own).
@@ -406,11 +439,16 @@ impl OpendalStore {
             caps,
             chunk: WRITE_CHUNK,
             preflight: None,
+            connect: crate::defaults::CONNECT_TIMEOUT,
             up: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn from_parsed(raw: &str, p: &ParsedUrl) -> Result<OpendalStore, StoreError> {
+    pub(crate) fn from_parsed(
+        raw: &str,
+        p: &ParsedUrl,
+        connect: Duration,
+    ) -> Result<OpendalStore, StoreError> {
         if p.service == "fs" {
             #[cfg(not(feature = "fs"))]
             return Err(feature_missing(raw, "fs"));
@@ -419,12 +457,14 @@ impl OpendalStore {
                 op: std::sync::OnceLock::new(),
                 deferred: Some((raw.to_string(), p.clone())),
                 caps: p.caps,
-                chunk: WRITE_CHUNK,
+                chunk: FS_WRITE_CHUNK,
                 preflight: None,
+                connect,
                 up: std::sync::atomic::AtomicBool::new(false),
             });
         }
-        let mut s = OpendalStore::new(build_operator(raw, p)?, p.caps);
+        let mut s = OpendalStore::new(build_operator(raw, p, connect)?, p.caps);
+        s.connect = connect;
         if p.service == "gcs" {
             s.chunk = GCS_WRITE_CHUNK;
         }
@@ -446,11 +486,8 @@ impl OpendalStore {
         if self.up.load(Ordering::Relaxed) {
             return Ok(());
         }
-        match tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(addr.as_str()),
-        )
-        .await
+        match tokio::time::timeout(self.connect, tokio::net::TcpStream::connect(addr.as_str()))
+            .await
         {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(StoreError::backend(
@@ -482,7 +519,7 @@ impl OpendalStore {
             .deferred
             .as_ref()
             .expect("operator is built or deferred");
-        let built = build_operator(raw, p)
+        let built = build_operator(raw, p, self.connect)
             .map_err(|e| StoreError::backend(op, key, ErrorKind::Permanent, e))?;
         Ok(self.op.get_or_init(|| built))
     }
@@ -630,7 +667,7 @@ pub fn open_store(
     extra: &BTreeMap<String, String>,
 ) -> Result<(std::sync::Arc<dyn Store>, Layout), StoreError> {
     let p = parse_url(url, extra)?;
-    let s = OpendalStore::from_parsed(url, &p)?;
+    let s = OpendalStore::from_parsed(url, &p, crate::defaults::CONNECT_TIMEOUT)?;
     Ok((std::sync::Arc::new(s), p.layout))
 }
 

@@ -1,11 +1,12 @@
 //! Wrappers around a [`Store`]: time limits, retries of temporary errors, metering, and the
-//! circuit breaker. Each is a `Store` itself, so they stack in any order; [`crate::Remote`]
+//! circuit breaker. Each is a `Store` itself, so they stack in any order; [`crate::RemoteCache`]
 //! uses `Breaker(Metered(Timeout(Retry(backend))))`: one overall deadline per operation
 //! covers all its attempts, and the breaker sees each operation's final outcome once.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sgcache_types::Metrics;
 
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
@@ -13,22 +14,25 @@ use futures_util::{StreamExt, TryStreamExt};
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{Body, ByteStream, Capabilities, Store};
 
-/// Per-operation time limits.
+/// Per-operation time limits: `op` for an operation to answer (a download: its first
+/// chunk), `stall` for each later chunk of a download.
 #[derive(Debug)]
 pub struct Timeout<S> {
     inner: S,
     op: Duration,
+    stall: Duration,
     /// Extra time granted per byte of a large body, expressed as the slowest throughput
     /// we tolerate (bytes per second). Keeps a 64 MB upload from being cut at `op`.
     min_throughput: u64,
 }
 
 impl<S: Store> Timeout<S> {
-    /// `op` bounds every operation (and every gap between chunks of a download).
-    pub fn new(inner: S, op: Duration) -> Timeout<S> {
+    /// `op` bounds every operation, `stall` every later gap between chunks of a download.
+    pub fn new(inner: S, op: Duration, stall: Duration) -> Timeout<S> {
         Timeout {
             inner,
             op,
+            stall,
             min_throughput: 1 << 20,
         }
     }
@@ -62,7 +66,7 @@ impl<S: Store> Store for Timeout<S> {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ByteStream>, StoreError>> {
         Box::pin(async move {
             let s = bounded(self.op, "get", key, self.inner.get(key)).await?;
-            Ok(s.map(|s| idle_limited(s, self.op, key.to_string())))
+            Ok(s.map(|s| idle_limited(s, self.stall, key.to_string())))
         })
     }
     fn put<'a>(&'a self, key: &'a str, body: Body) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -169,35 +173,25 @@ impl<S: Store> Store for Retry<S> {
     }
 }
 
-/// Counts bytes moved and operations that failed.
-#[derive(Debug, Default)]
-pub struct Meter {
-    /// Bytes read from the remote (as stored, i.e. compressed).
-    pub bytes_down: AtomicU64,
-    /// Bytes written to the remote (as stored).
-    pub bytes_up: AtomicU64,
-    /// Operations that ended in an error (after retries).
-    pub errors: AtomicU64,
-}
-
-/// A [`Store`] that records traffic into a shared [`Meter`].
+/// A [`Store`] that counts traffic and failed operations into the process's [`Metrics`]
+/// (`remote_bytes_down`, `remote_bytes_up`, `remote_errors`).
 #[derive(Debug)]
 pub struct Metered<S> {
     inner: S,
-    meter: Arc<Meter>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: Store> Metered<S> {
-    /// Wrap `inner`, counting into `meter`.
-    pub fn new(inner: S, meter: Arc<Meter>) -> Metered<S> {
-        Metered { inner, meter }
+    /// Wrap `inner`, counting into `metrics`.
+    pub fn new(inner: S, metrics: Arc<Metrics>) -> Metered<S> {
+        Metered { inner, metrics }
     }
 
     fn note<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e) = &r
             && e.kind() != ErrorKind::BreakerOpen
         {
-            self.meter.errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics.remote_errors.inc();
         }
         r
     }
@@ -210,29 +204,26 @@ impl<S: Store> Store for Metered<S> {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ByteStream>, StoreError>> {
         Box::pin(async move {
             let s = self.note(self.inner.get(key).await)?;
-            let m = self.meter.clone();
+            let m = self.metrics.clone();
             // A download that fails after it started (a reset mid-body) counts as an
             // error too, not only one that fails to open.
             Ok(s.map(|s| {
                 Box::pin(s.inspect(move |r| match r {
-                    Ok(b) => {
-                        m.bytes_down.fetch_add(b.len() as u64, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        m.errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Ok(b) => m.remote_bytes_down.add(b.len() as u64),
+                    Err(_) => m.remote_errors.inc(),
                 })) as ByteStream
             }))
         })
     }
     fn put<'a>(&'a self, key: &'a str, body: Body) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let m = self.meter.clone();
+            let m = self.metrics.clone();
             let counted = Body::from_fn(body.len(), move || {
                 let m = m.clone();
-                Box::pin(body.stream().inspect_ok(move |b| {
-                    m.bytes_up.fetch_add(b.len() as u64, Ordering::Relaxed);
-                })) as ByteStream
+                Box::pin(
+                    body.stream()
+                        .inspect_ok(move |b| m.remote_bytes_up.add(b.len() as u64)),
+                ) as ByteStream
             });
             self.note(self.inner.put(key, counted).await)
         })
@@ -245,50 +236,179 @@ impl<S: Store> Store for Metered<S> {
     }
 }
 
-/// Shared breaker state, readable from outside the store stack.
+/// What the breaker lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerPosition {
+    /// Operations go to the remote.
+    Closed,
+    /// The remote is off until the cool-down ends; operations fail at once.
+    Open,
+    /// The cool-down has ended: one operation (the probe) goes through; its outcome closes
+    /// the breaker or opens it again for twice as long.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+struct BreakerInner {
+    position: BreakerPosition,
+    /// Consecutive failures while closed.
+    consecutive: u32,
+    /// When the open breaker half-opens.
+    until: Instant,
+    /// The next cool-down (doubles on each failed probe, up to the maximum).
+    cooldown: Duration,
+    /// Whether the half-open probe is out.
+    probing: bool,
+    /// When it went out (a probe whose stream was dropped unread never reports; after a
+    /// cool-down another may go).
+    probe_since: Instant,
+}
+
+/// The circuit breaker's state, shared by every operation of one remote and readable from
+/// outside the store stack.
+///
+/// Closed → open after `threshold` consecutive failed operations (or one credential
+/// failure); open → half-open after the cool-down (initially `cooldown`, doubling after each
+/// failed probe up to `max_cooldown`); half-open → closed when the probe succeeds. Each
+/// opening counts in `breaker_trips` and says so in one warning line.
 #[derive(Debug)]
 pub struct BreakerState {
     threshold: u32,
-    consecutive: AtomicU32,
-    open: AtomicBool,
+    first_cooldown: Duration,
+    max_cooldown: Duration,
     label: String,
+    metrics: Arc<Metrics>,
+    inner: Mutex<BreakerInner>,
 }
 
 impl BreakerState {
-    /// A closed breaker that opens after `threshold` consecutive failures (0 = never).
-    pub fn new(threshold: u32, label: impl Into<String>) -> BreakerState {
+    /// A closed breaker that opens after `threshold` consecutive failures (0 = never) for
+    /// `cooldown` at first, at most `max_cooldown`.
+    pub fn new(
+        threshold: u32,
+        cooldown: Duration,
+        max_cooldown: Duration,
+        label: impl Into<String>,
+        metrics: Arc<Metrics>,
+    ) -> BreakerState {
         BreakerState {
             threshold,
-            consecutive: AtomicU32::new(0),
-            open: AtomicBool::new(false),
+            first_cooldown: cooldown,
+            max_cooldown: max_cooldown.max(cooldown),
             label: label.into(),
+            metrics,
+            inner: Mutex::new(BreakerInner {
+                position: BreakerPosition::Closed,
+                consecutive: 0,
+                until: Instant::now(),
+                cooldown,
+                probing: false,
+                probe_since: Instant::now(),
+            }),
         }
     }
 
-    /// Whether the remote has been switched off.
-    pub fn is_open(&self) -> bool {
-        self.open.load(Ordering::Relaxed)
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Record the outcome of one operation.
+    /// Where the breaker stands now (an open breaker whose cool-down is over is half-open).
+    pub fn position(&self) -> BreakerPosition {
+        let g = self.lock();
+        match g.position {
+            BreakerPosition::Open if Instant::now() >= g.until => BreakerPosition::HalfOpen,
+            p => p,
+        }
+    }
+
+    /// Whether the remote is switched off right now (open, cool-down not over).
+    pub fn is_open(&self) -> bool {
+        self.position() == BreakerPosition::Open
+    }
+
+    /// Asks to run one operation: `true` if it may go to the remote (closed, or the one
+    /// half-open probe).
+    pub fn allow(&self) -> bool {
+        let mut g = self.lock();
+        match g.position {
+            BreakerPosition::Closed => true,
+            BreakerPosition::Open if Instant::now() < g.until => false,
+            BreakerPosition::Open | BreakerPosition::HalfOpen => {
+                g.position = BreakerPosition::HalfOpen;
+                if g.probing && g.probe_since.elapsed() < self.first_cooldown {
+                    false
+                } else {
+                    g.probing = true;
+                    g.probe_since = Instant::now();
+                    true
+                }
+            }
+        }
+    }
+
+    /// Opens the breaker now (e.g. another process found the remote down), for `for_`.
+    pub fn open_for(&self, for_: Duration) {
+        let mut g = self.lock();
+        g.position = BreakerPosition::Open;
+        g.until = Instant::now() + for_;
+        g.probing = false;
+    }
+
+    /// Records the outcome of one operation that [`BreakerState::allow`] let through.
     pub fn record(&self, r: Result<(), &StoreError>) {
+        let mut g = self.lock();
         match r {
-            Ok(()) => self.consecutive.store(0, Ordering::Relaxed),
+            Ok(()) => {
+                if g.position != BreakerPosition::Closed {
+                    tracing::info!("sgcache: remote {} answers again; using it", self.label);
+                }
+                g.position = BreakerPosition::Closed;
+                g.consecutive = 0;
+                g.probing = false;
+                g.cooldown = self.first_cooldown;
+            }
             Err(e) if e.is_remote_failure() => {
-                let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-                // Wrong credentials will not fix themselves: open at once.
-                let trip =
-                    e.kind() == ErrorKind::Auth || (self.threshold > 0 && n >= self.threshold);
-                if trip && !self.open.swap(true, Ordering::Relaxed) {
-                    let why = if e.kind() == ErrorKind::Auth {
+                g.consecutive = g.consecutive.saturating_add(1);
+                let auth = e.kind() == ErrorKind::Auth;
+                let trip = match g.position {
+                    BreakerPosition::Closed => {
+                        auth || (self.threshold > 0 && g.consecutive >= self.threshold)
+                    }
+                    // A failed probe opens it again, for longer.
+                    BreakerPosition::HalfOpen | BreakerPosition::Open => g.probing,
+                };
+                if !trip {
+                    return;
+                }
+                let reopen = g.position != BreakerPosition::Closed;
+                let cooldown = if reopen {
+                    (g.cooldown * 2).min(self.max_cooldown)
+                } else {
+                    self.first_cooldown
+                };
+                g.cooldown = cooldown;
+                g.position = BreakerPosition::Open;
+                g.until = Instant::now() + cooldown;
+                g.probing = false;
+                let n = g.consecutive;
+                drop(g);
+                self.metrics.breaker_trips.inc();
+                if reopen {
+                    tracing::debug!(
+                        "remote {} still failing ({e}); off for {cooldown:?}",
+                        self.label
+                    );
+                } else {
+                    let why = if auth {
                         "the remote rejected our credentials".to_string()
                     } else {
                         format!("{n} consecutive failures")
                     };
                     tracing::warn!(
-                        "sgcache: remote {} switched off for the rest of this run after {why} \
-                         (last: {e}); continuing with the local cache only",
-                        self.label
+                        "sgcache: remote {} switched off for {} after {why} (last: {e}); \
+                         continuing with the local cache only",
+                        self.label,
+                        humantime::format_duration(cooldown)
                     );
                 }
             }
@@ -297,8 +417,10 @@ impl BreakerState {
     }
 }
 
-/// The circuit breaker: once open, every operation fails at once with
-/// [`StoreError::BreakerOpen`] and no I/O.
+/// The circuit breaker: while open, every operation fails at once with
+/// [`StoreError::BreakerOpen`] and no I/O. A download counts as a success only once its
+/// stream has ended cleanly, so a remote that opens every download and then cuts it trips
+/// the breaker like one that refuses.
 #[derive(Debug)]
 pub struct Breaker<S> {
     inner: S,
@@ -315,7 +437,7 @@ impl<S: Store> Breaker<S> {
         &self,
         f: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        if self.state.is_open() {
+        if !self.state.allow() {
             return Err(StoreError::BreakerOpen);
         }
         let r = f.await;
@@ -330,10 +452,38 @@ impl<S: Store> Store for Breaker<S> {
     }
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ByteStream>, StoreError>> {
         Box::pin(async move {
-            let s = self.guard(self.inner.get(key)).await?;
+            if !self.state.allow() {
+                return Err(StoreError::BreakerOpen);
+            }
+            let s = match self.inner.get(key).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.state.record(Err(&e));
+                    return Err(e);
+                }
+            };
+            let Some(s) = s else {
+                self.state.record(Ok(()));
+                return Ok(None);
+            };
+            // The outcome is the stream's: recorded at its end or first error.
             let st = self.state.clone();
-            // A failure mid-download also counts.
-            Ok(s.map(|s| Box::pin(s.inspect_err(move |e| st.record(Err(e)))) as ByteStream))
+            let mut done = false;
+            let s = s.map(move |r| {
+                if !done && let Err(e) = &r {
+                    done = true;
+                    st.record(Err(e));
+                }
+
+                r
+            });
+            let st = self.state.clone();
+            let end = futures_util::stream::once(async move {
+                st.record(Ok(()));
+                None
+            });
+            let s = s.map(Some).chain(end).filter_map(|x| async move { x });
+            Ok(Some(Box::pin(s) as ByteStream))
         })
     }
     fn put<'a>(&'a self, key: &'a str, body: Body) -> BoxFuture<'a, Result<(), StoreError>> {

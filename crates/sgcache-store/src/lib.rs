@@ -1,30 +1,41 @@
-//! sgcache's remote tier.
+//! sgcache's remote tier: stores, byte formats, keys and the upload queue.
 //!
-//! A small [`Store`] trait (get / put / exists / delete plus [`Capabilities`]) with one
-//! implementation over Apache OpenDAL ([`OpendalStore`]) built from a URL, and wrappers
-//! ([`layers`]) for timeouts, retries of temporary errors, metering and the circuit breaker.
-//! [`Remote`] puts them together with the key layout, zstd compression, entry signing,
-//! namespaces and the background upload queue. The remote never fails a build: every
-//! error becomes a miss or a dropped upload.
+//! - [`Store`]: a flat key → bytes map with get / put / exists / delete and
+//!   [`Capabilities`]; one implementation over Apache OpenDAL ([`OpendalStore`]) chosen by
+//!   URL, and wrappers ([`layers`]) for time limits, retries of temporary errors, metering and
+//!   the circuit breaker.
+//! - [`RemoteCache`]: the remote as a cache — action entries, objects, manifests and packs
+//!   under sgcache's key layout, verified on the way in, judged by the trust policy
+//!   ([`keys::Trust`]).
+//! - [`UploadQueue`]: background uploads on a runtime it is given, bounded, counted.
+//! - [`format`]: the byte formats, one module each; [`keys`]: Ed25519 keys and trust.
 //!
-//! Library code never reads the environment; the binary resolves a [`RemoteConfig`].
+//! The remote never fails a build: every error becomes a miss or a counted, skipped upload.
+//! What to fetch when, and what to do with it locally, is the tiering crate's
+//! (`sgcache-tier`). Library code never reads the environment; the binary resolves a
+//! [`RemoteConfig`].
 
 mod backend;
+mod cache;
+mod config;
 mod error;
-mod format;
+pub mod format;
+pub mod keys;
 pub mod layers;
-mod remote;
 mod singleflight;
 mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+mod upload;
 
 pub use backend::{ACCEPTED_SCHEMES, Layout, OpendalStore, mask_url, open_store};
+pub use cache::{Check, Lookup, RemoteCache};
+pub use config::{Mode, RemoteConfig, defaults};
 pub use error::{ErrorKind, StoreError};
-pub use format::{
-    CODEC_RAW, CODEC_ZSTD, EntryRejection, MANIFEST_MAGIC, MANIFEST_MAX, MANIFEST_MAX_PACKS,
-    Manifest, ManifestRecord, OBJECT_MAGIC, PACK_MAGIC, PackRef, PackSplitter, PackTarget,
-    RemoteEntry, decode_entry, decode_manifest, encode_entry, encode_manifest, encode_namespace,
-    encode_pack_header, plain_action_key,
-};
-pub use remote::{DrainReport, Mode, Remote, RemoteConfig};
+pub use format::EntryRejection;
+pub use format::manifest::{Manifest, ManifestName, PackRef};
+pub use format::pack::{PackSplitter, PackTarget};
+pub use keys::{KeyError, PublicKey, SecretKey, Trust};
 pub use singleflight::SingleFlight;
 pub use store::{Body, ByteStream, Capabilities, Store, read_all};
+pub use upload::{DrainReport, Refused, UploadJob, UploadQueue};

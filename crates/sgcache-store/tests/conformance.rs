@@ -5,8 +5,9 @@
 //! Run: `. <(.ci/servers.sh env) && cargo test -p sgcache-store --test conformance`
 
 #![allow(clippy::print_stderr)] // skip lines go to stderr, by design
+#![allow(clippy::disallowed_methods)] // the servers' addresses come from the environment
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -14,12 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use sgcache_store::format::namespace::{encode_namespace, plain_action_key};
+use sgcache_store::format::pack::encode_header;
+use sgcache_store::testing::{Behaviour, FakeStore};
 use sgcache_store::{
-    Body, ByteStream, Capabilities, ErrorKind, Layout, ManifestRecord, Mode, PackSplitter,
-    PackTarget, Remote, RemoteConfig, RemoteEntry, Store, StoreError, encode_pack_header,
-    open_store, read_all,
+    Body, Check, DrainReport, ErrorKind, Layout, Manifest, ManifestName, Mode, PackRef,
+    PackSplitter, PackTarget, RemoteCache, RemoteConfig, SecretKey, Store, StoreError, UploadJob,
+    UploadQueue, open_store, read_all,
 };
+use sgcache_types::{ActionId, IndexEntry, Metrics, OutputId};
 use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------
@@ -81,14 +85,79 @@ fn obj(data: Vec<u8>) -> Obj {
     }
 }
 
+/// A remote cache and its upload queue, as one test handle.
+#[derive(Debug, Clone)]
+struct Remote {
+    cache: RemoteCache,
+    uploads: UploadQueue,
+}
+
+impl Remote {
+    fn new(cache: RemoteCache) -> Remote {
+        let uploads = UploadQueue::start(cache.clone(), &tokio::runtime::Handle::current());
+        Remote { cache, uploads }
+    }
+
+    fn build(cfg: RemoteConfig) -> Result<Remote, StoreError> {
+        Ok(Remote::new(RemoteCache::new(
+            cfg,
+            Arc::new(Metrics::default()),
+        )?))
+    }
+
+    async fn get_action(&self, a: &[u8; 32]) -> Option<IndexEntry> {
+        self.cache.get_entry(&ActionId::from(*a)).await.found()
+    }
+
+    async fn drain(&self) -> DrainReport {
+        self.uploads
+            .drain(self.cache.config().upload_deadline)
+            .await
+    }
+
+    fn is_disabled(&self) -> bool {
+        self.cache.breaker().is_open()
+    }
+
+    async fn fetch_object(
+        &self,
+        out: &[u8; 32],
+        size: u64,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<bool, StoreError> {
+        self.cache
+            .fetch_object(&OutputId::from(*out), size, sink, Check::Here)
+            .await
+    }
+
+    async fn get_manifest(&self, name: &[u8; 32]) -> Manifest {
+        self.cache
+            .get_manifest(&ManifestName(*name))
+            .await
+            .found()
+            .unwrap_or_default()
+    }
+
+    fn describe(&self) -> String {
+        self.cache.describe()
+    }
+
+    fn counters(&self) -> sgcache_types::MetricsSnapshot {
+        self.cache.metrics().snapshot()
+    }
+}
+
 fn upload(r: &Remote, o: &Obj) {
-    r.enqueue_upload(
-        o.action,
-        o.output,
-        o.data.len() as u64,
-        1_700_000_000_123_456_789,
-        o.path.clone(),
-    );
+    let _ = r.uploads.enqueue(UploadJob {
+        entry: IndexEntry {
+            action: o.action.into(),
+            output: o.output.into(),
+            size: o.data.len() as u64,
+            time_nanos: 1_700_000_000_123_456_789,
+        },
+        path: o.path.clone(),
+        heal: false,
+    });
 }
 
 /// The bytes the backing store holds under `key` (bypassing sgcache's decoding).
@@ -109,10 +178,11 @@ async fn fetch(r: &Remote, output: &[u8; 32], size: u64) -> Result<Option<Vec<u8
 
 fn counter(r: &Remote, name: &str) -> u64 {
     r.counters()
+        .fields()
         .into_iter()
-        .find(|(n, _)| *n == name)
+        .find(|f| f.name == name)
         .unwrap_or_else(|| panic!("no counter {name}"))
-        .1
+        .value
 }
 
 /// How to build remotes for one backend.
@@ -122,7 +192,7 @@ struct Backend {
     url: String,
     extra: BTreeMap<String, String>,
     /// For the fake store: a shared in-memory map.
-    fake: Option<Arc<Fake>>,
+    fake: Option<Arc<FakeStore>>,
     /// The server's own data directory for this URL's prefix, when it stores keys as
     /// plain files (s3s-fs, nginx): lets a test corrupt objects behind the server's back.
     data_dir: Option<PathBuf>,
@@ -133,17 +203,24 @@ impl Backend {
         let mut c = RemoteConfig::new(self.url.clone());
         c.namespace = namespace.to_string();
         c.extra = self.extra.clone();
-        c.op_timeout = Duration::from_secs(20);
+        c.first_byte_timeout = Duration::from_secs(20);
         c.upload_deadline = Duration::from_secs(60);
         c
     }
 
     fn remote(&self, cfg: RemoteConfig) -> Remote {
         match &self.fake {
-            Some(f) => {
-                Remote::with_store(cfg, f.clone(), Layout::Framed, "fake://".into()).unwrap()
-            }
-            None => Remote::new(cfg).unwrap(),
+            Some(f) => Remote::new(
+                RemoteCache::with_store(
+                    cfg,
+                    f.clone(),
+                    Layout::Framed,
+                    "fake://".into(),
+                    Arc::new(Metrics::default()),
+                )
+                .unwrap(),
+            ),
+            None => Remote::build(cfg).unwrap(),
         }
     }
 
@@ -236,7 +313,7 @@ async fn roundtrip(b: &Backend, r: &Remote, o: &Obj) {
         .get_action(&o.action)
         .await
         .unwrap_or_else(|| panic!("[{}] entry missing", b.name));
-    assert_eq!(e.output_id, o.output);
+    assert_eq!(e.output, OutputId::from(o.output));
     assert_eq!(e.size, o.data.len() as u64);
     assert_eq!(e.time_nanos, 1_700_000_000_123_456_789);
     let got = fetch(r, &o.output, e.size)
@@ -363,10 +440,10 @@ async fn compressed_and_plain_coexist(b: &Backend) {
 
 /// Collects the objects of a pack.
 #[derive(Default)]
-struct Collect(Vec<([u8; 32], Vec<u8>)>);
+struct Collect(Vec<(OutputId, Vec<u8>)>);
 
 impl PackTarget for Collect {
-    fn begin(&mut self, id: &[u8; 32], _size: u64) -> std::io::Result<bool> {
+    fn begin(&mut self, id: &OutputId, _size: u64) -> std::io::Result<bool> {
         self.0.push((*id, Vec::new()));
         Ok(true)
     }
@@ -384,21 +461,24 @@ impl PackTarget for Collect {
 async fn manifests_and_packs(b: &Backend) {
     let space = ns("packs");
     let r = b.remote(b.cfg(&space));
-    let objs: Vec<([u8; 32], Vec<u8>)> =
+    let objs: Vec<(OutputId, Vec<u8>)> =
         [noise(3000, 41), Vec::new(), b"compressible ".repeat(50_000)]
             .into_iter()
-            .map(|d| (Sha256::digest(&d).into(), d))
+            .map(|d| (OutputId::from(<[u8; 32]>::from(Sha256::digest(&d))), d))
             .collect();
-    let header: Vec<([u8; 32], u64)> = objs.iter().map(|(i, d)| (*i, d.len() as u64)).collect();
-    let mut pack = encode_pack_header(&header);
+    let header: Vec<(OutputId, u64)> = objs.iter().map(|(i, d)| (*i, d.len() as u64)).collect();
+    let mut pack = encode_header(&header);
     for (_, d) in &objs {
         pack.extend_from_slice(d);
     }
-    let p = r.put_pack(pack.clone()).await.unwrap();
+    let p = r.cache.put_pack(pack.clone()).await.unwrap();
     assert_eq!(p.len, pack.len() as u64);
-    assert_eq!(p.id, <[u8; 32]>::from(Sha256::digest(&pack)));
+    assert_eq!(
+        p.id,
+        OutputId::from(<[u8; 32]>::from(Sha256::digest(&pack)))
+    );
     assert_eq!(counter(&r, "packs_stored"), 1, "[{}]", b.name);
-    let again = r.put_pack(pack.clone()).await.unwrap();
+    let again = r.cache.put_pack(pack.clone()).await.unwrap();
     assert_eq!(again, p);
     let (raw, layout) = b.raw();
     if raw.capabilities().exists {
@@ -409,7 +489,7 @@ async fn manifests_and_packs(b: &Backend) {
             b.name
         );
     }
-    let key = format!("cas/{}", hex::encode(p.id));
+    let key = format!("cas/{}", p.id.hex());
     let stored = backing_bytes(&raw, &key).await;
     if layout == Layout::Framed {
         assert_eq!(&stored[..4], b"SGC\x01", "[{}] pack header", b.name);
@@ -423,7 +503,7 @@ async fn manifests_and_packs(b: &Backend) {
     }
     let mut sp = PackSplitter::new(Collect::default());
     assert!(
-        r.fetch_pack(&p, &mut sp).await.unwrap(),
+        r.cache.fetch_pack(&p, &mut sp).await.unwrap(),
         "[{}] pack missing",
         b.name
     );
@@ -436,21 +516,28 @@ async fn manifests_and_packs(b: &Backend) {
     assert_eq!(counter(&r, "packs_fetched"), 1);
 
     let name = rand_id();
-    let records: Vec<ManifestRecord> = objs
+    let records: Vec<IndexEntry> = objs
         .iter()
-        .map(|(i, d)| ManifestRecord {
-            action: rand_id(),
-            entry: RemoteEntry {
-                output_id: *i,
-                size: d.len() as u64,
-                time_nanos: 7,
-            },
+        .map(|(i, d)| IndexEntry {
+            action: rand_id().into(),
+            output: *i,
+            size: d.len() as u64,
+            time_nanos: 7,
         })
         .collect();
-    r.put_manifest(&name, &records, &[p]).await.unwrap();
+    let m = Manifest {
+        records: records.clone(),
+        packs: vec![p],
+    };
+    r.cache.put_manifest(&ManifestName(name), &m).await.unwrap();
     let m = r.get_manifest(&name).await;
     assert_eq!(m.records, records, "[{}] manifest records", b.name);
-    assert_eq!(m.packs, vec![p], "[{}] manifest packs", b.name);
+    assert_eq!(
+        m.packs,
+        vec![p] as Vec<PackRef>,
+        "[{}] manifest packs",
+        b.name
+    );
     let other = b.remote(b.cfg(&ns("packs-other")));
     assert!(
         other.get_manifest(&name).await.records.is_empty(),
@@ -514,12 +601,17 @@ async fn namespaces(b: &Backend) {
 
 async fn signatures(b: &Backend) {
     let space = ns("signed");
-    let keyed = |k: &[u8]| {
-        let mut c = b.cfg(&space);
-        c.signing_key = Some(k.to_vec());
+    let (k1, k2) = (
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+    );
+    // A writer holding a key, and one holding none.
+    let keyed = |k: &SecretKey, ns: &str| {
+        let mut c = b.cfg(ns);
+        c.signing_key = Some(k.clone());
         c
     };
-    let w_k1 = b.remote(keyed(b"key-one"));
+    let w_k1 = b.remote(keyed(&k1, &space));
     let w_none = b.remote(b.cfg(&space));
     let signed = obj(noise(500, 7));
     let unsigned = obj(noise(500, 8));
@@ -527,7 +619,8 @@ async fn signatures(b: &Backend) {
     upload(&w_none, &unsigned);
     assert!(w_k1.drain().await.is_clean() && w_none.drain().await.is_clean());
 
-    let r_k1 = b.remote(keyed(b"key-one"));
+    // The key holder itself reads signed entries only, even in its own namespace.
+    let r_k1 = b.remote(keyed(&k1, &space));
     roundtrip(b, &r_k1, &signed).await;
     assert_eq!(
         r_k1.get_action(&unsigned.action).await,
@@ -537,15 +630,26 @@ async fn signatures(b: &Backend) {
     );
     assert_eq!(counter(&r_k1, "remote_rejected_entries"), 1);
 
-    let r_k2 = b.remote(keyed(b"key-two"));
+    // A reader trusting another key, reading the namespace as another job's.
+    let mut c = b.cfg(&ns("reader"));
+    c.read_namespaces = vec![space.clone()];
+    c.trusted_keys = vec![k2.public().clone()];
+    let r_k2 = b.remote(c);
     assert_eq!(
         r_k2.get_action(&signed.action).await,
         None,
         "[{}] foreign key accepted",
         b.name
     );
+    // ... and one trusting k1 (public key only): signed yes, unsigned no.
+    let mut c = b.cfg(&ns("reader"));
+    c.read_namespaces = vec![space.clone()];
+    c.trusted_keys = vec![k1.public().clone()];
+    let r_pub = b.remote(c);
+    roundtrip(b, &r_pub, &signed).await;
+    assert_eq!(r_pub.get_action(&unsigned.action).await, None);
 
-    // Without a key, both are readable.
+    // Without trusted keys, both are readable.
     let r_none = b.remote(b.cfg(&space));
     roundtrip(b, &r_none, &signed).await;
     roundtrip(b, &r_none, &unsigned).await;
@@ -553,28 +657,15 @@ async fn signatures(b: &Backend) {
     // Replaying a signed entry into another namespace (copying the ac/ value) fails.
     let (raw, layout) = b.raw();
     let other = ns("other");
+    let action = ActionId::from(signed.action);
     let (from, to) = match layout {
         Layout::Framed => (
-            format!(
-                "{}/ac/{}",
-                sgcache_store::encode_namespace(&space),
-                hex::encode(signed.action)
-            ),
-            format!(
-                "{}/ac/{}",
-                sgcache_store::encode_namespace(&other),
-                hex::encode(signed.action)
-            ),
+            format!("{}/ac/{}", encode_namespace(&space), action.hex()),
+            format!("{}/ac/{}", encode_namespace(&other), action.hex()),
         ),
         Layout::Plain => (
-            format!(
-                "ac/{}",
-                hex::encode(sgcache_store::plain_action_key(&space, &signed.action))
-            ),
-            format!(
-                "ac/{}",
-                hex::encode(sgcache_store::plain_action_key(&other, &signed.action))
-            ),
+            format!("ac/{}", hex::encode(plain_action_key(&space, &action))),
+            format!("ac/{}", hex::encode(plain_action_key(&other, &action))),
         ),
     };
     let entry = read_all(raw.get(&from).await.unwrap().unwrap(), &from, 4096)
@@ -583,10 +674,10 @@ async fn signatures(b: &Backend) {
     raw.put(&to, Body::from_bytes(Bytes::from(entry)))
         .await
         .unwrap();
-    let mut c = b.cfg(&other);
-    c.signing_key = Some(b"key-one".to_vec());
     assert_eq!(
-        b.remote(c).get_action(&signed.action).await,
+        b.remote(keyed(&k1, &other))
+            .get_action(&signed.action)
+            .await,
         None,
         "[{}] replayed entry accepted",
         b.name
@@ -673,13 +764,14 @@ async fn corrupted_object_is_never_accepted(b: &Backend) {
 async fn probe(b: &Backend) {
     let r = b.remote(b.cfg(&ns("probe")));
     let msg = r
+        .cache
         .probe()
         .await
         .unwrap_or_else(|e| panic!("[{}] probe: {e}", b.name));
     assert!(msg.contains("ok"), "{msg}");
     let mut c = b.cfg(&ns("probe"));
     c.mode = Mode::ReadOnly;
-    b.remote(c).probe().await.unwrap();
+    b.remote(c).cache.probe().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -705,7 +797,7 @@ async fn conformance_fake() {
         name: "fake",
         url: "fake://".into(),
         extra: BTreeMap::new(),
-        fake: Some(Fake::new()),
+        fake: Some(FakeStore::new()),
         data_dir: None,
     })
     .await;
@@ -763,108 +855,10 @@ async fn conformance_gcs() {
 }
 
 // ---------------------------------------------------------------------------------------
-// the scriptable fake store
+// the scriptable fake store (`sgcache_store::testing`)
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Behaviour {
-    Healthy,
-    /// Every operation fails with this kind.
-    Fail(ErrorKind),
-    /// The first N operations fail temporarily, then healthy.
-    FailFirst(u32),
-    /// Every operation sleeps this long first.
-    Slow(Duration),
-}
-
-#[derive(Debug)]
-struct Fake {
-    map: Mutex<HashMap<String, Bytes>>,
-    behaviour: Mutex<Behaviour>,
-    calls: AtomicU32,
-}
-
-impl Fake {
-    fn new() -> Arc<Fake> {
-        Arc::new(Fake {
-            map: Mutex::new(HashMap::new()),
-            behaviour: Mutex::new(Behaviour::Healthy),
-            calls: AtomicU32::new(0),
-        })
-    }
-    fn set(&self, b: Behaviour) {
-        *self.behaviour.lock().unwrap() = b;
-    }
-    async fn gate(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let b = *self.behaviour.lock().unwrap();
-        match b {
-            Behaviour::Healthy => Ok(()),
-            Behaviour::Fail(kind) => Err(StoreError::backend(op, key, kind, "scripted failure")),
-            Behaviour::FailFirst(k) if n < k => Err(StoreError::backend(
-                op,
-                key,
-                ErrorKind::Temporary,
-                "scripted blip",
-            )),
-            Behaviour::FailFirst(_) => Ok(()),
-            Behaviour::Slow(d) => {
-                tokio::time::sleep(d).await;
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Store for Fake {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ByteStream>, StoreError>> {
-        Box::pin(async move {
-            self.gate("get", key).await?;
-            let v = self.map.lock().unwrap().get(key).cloned();
-            // Deliver in small chunks to exercise streaming.
-            Ok(v.map(|b| {
-                let chunks: Vec<Result<Bytes, StoreError>> = (0..b.len())
-                    .step_by(7919)
-                    .map(|i| Ok(b.slice(i..(i + 7919).min(b.len()))))
-                    .collect();
-                Box::pin(futures_util::stream::iter(chunks)) as ByteStream
-            }))
-        })
-    }
-    fn put<'a>(&'a self, key: &'a str, body: Body) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.gate("put", key).await?;
-            let v = read_all(body.stream(), key, usize::MAX).await?;
-            self.map
-                .lock()
-                .unwrap()
-                .insert(key.to_string(), Bytes::from(v));
-            Ok(())
-        })
-    }
-    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.gate("exists", key).await?;
-            Ok(self.map.lock().unwrap().contains_key(key))
-        })
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.gate("delete", key).await?;
-            self.map.lock().unwrap().remove(key);
-            Ok(())
-        })
-    }
-}
-
-fn fake_remote(f: &Arc<Fake>, tweak: impl FnOnce(&mut RemoteConfig)) -> Remote {
-    let mut c = RemoteConfig::new("fake://");
-    c.op_timeout = Duration::from_millis(300);
-    c.upload_deadline = Duration::from_secs(5);
-    tweak(&mut c);
-    Remote::with_store(c, f.clone(), Layout::Framed, "fake://".into()).unwrap()
+fn fake_remote(f: &Arc<FakeStore>, tweak: impl FnOnce(&mut RemoteConfig)) -> Remote {
+    Remote::new(f.remote(tweak))
 }
 
 /// Captures tracing output so tests can count warning lines.
@@ -901,7 +895,7 @@ impl Captured {
 async fn fake_errors_become_misses_and_breaker_opens_once() {
     let logs = Captured::default();
     let _g = logs.install();
-    let f = Fake::new();
+    let f = FakeStore::new();
     f.set(Behaviour::Fail(ErrorKind::Temporary));
     let r = fake_remote(&f, |c| c.breaker_threshold = 3);
     for _ in 0..3 {
@@ -909,7 +903,7 @@ async fn fake_errors_become_misses_and_breaker_opens_once() {
     }
     assert!(r.is_disabled());
     // 3 operations × 3 attempts each (temporary errors are retried).
-    assert_eq!(f.calls.load(Ordering::SeqCst), 9);
+    assert_eq!(f.total_requests(), 9);
     // Once open: no more I/O, still misses, puts stay local, one warning only.
     for _ in 0..10 {
         assert_eq!(r.get_action(&rand_id()).await, None);
@@ -921,7 +915,7 @@ async fn fake_errors_become_misses_and_breaker_opens_once() {
     let o = obj(b"x".to_vec());
     upload(&r, &o);
     r.drain().await;
-    assert_eq!(f.calls.load(Ordering::SeqCst), 9);
+    assert_eq!(f.total_requests(), 9);
     assert_eq!(
         logs.warnings(),
         1,
@@ -929,23 +923,23 @@ async fn fake_errors_become_misses_and_breaker_opens_once() {
         String::from_utf8_lossy(&logs.0.lock().unwrap())
     );
     assert_eq!(counter(&r, "remote_errors"), 3);
-    assert_eq!(counter(&r, "remote_disabled"), 1);
+    assert_eq!(counter(&r, "breaker_trips"), 1);
 }
 
 #[tokio::test]
 async fn fake_permanent_errors_are_not_retried() {
-    let f = Fake::new();
+    let f = FakeStore::new();
     f.set(Behaviour::Fail(ErrorKind::Permanent));
     let r = fake_remote(&f, |_| {});
     assert_eq!(r.get_action(&rand_id()).await, None);
-    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(f.total_requests(), 1);
 }
 
 #[tokio::test]
 async fn fake_auth_error_opens_breaker_at_once() {
     let logs = Captured::default();
     let _g = logs.install();
-    let f = Fake::new();
+    let f = FakeStore::new();
     f.set(Behaviour::Fail(ErrorKind::Auth));
     let r = fake_remote(&f, |c| c.breaker_threshold = 100);
     assert_eq!(r.get_action(&rand_id()).await, None);
@@ -956,21 +950,21 @@ async fn fake_auth_error_opens_breaker_at_once() {
 
 #[tokio::test]
 async fn fake_transient_blip_is_retried_transparently() {
-    let f = Fake::new();
+    let f = FakeStore::new();
     let r = fake_remote(&f, |_| {});
     let o = obj(noise(2000, 11));
     upload(&r, &o);
     assert!(r.drain().await.is_clean());
-    f.set(Behaviour::FailFirst(f.calls.load(Ordering::SeqCst) + 2));
+    f.set(Behaviour::FailFirst(2));
     assert!(r.get_action(&o.action).await.is_some());
     assert_eq!(counter(&r, "remote_errors"), 0);
 }
 
 #[tokio::test]
 async fn fake_slow_remote_times_out_quickly() {
-    let f = Fake::new();
+    let f = FakeStore::new();
     f.set(Behaviour::Slow(Duration::from_secs(30)));
-    let r = fake_remote(&f, |c| c.op_timeout = Duration::from_millis(100));
+    let r = fake_remote(&f, |c| c.first_byte_timeout = Duration::from_millis(100));
     let t = Instant::now();
     assert_eq!(r.get_action(&rand_id()).await, None);
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
@@ -979,12 +973,12 @@ async fn fake_slow_remote_times_out_quickly() {
 
 #[tokio::test]
 async fn fake_full_queue_drops_and_deadline_abandons() {
-    let f = Fake::new();
+    let f = FakeStore::new();
     f.set(Behaviour::Slow(Duration::from_secs(30)));
     let r = fake_remote(&f, |c| {
         c.upload_queue = 2;
         c.upload_concurrency = 1;
-        c.op_timeout = Duration::from_secs(60);
+        c.first_byte_timeout = Duration::from_secs(60);
         c.upload_deadline = Duration::from_millis(200);
     });
     let o = obj(b"abc".to_vec());
@@ -1003,21 +997,21 @@ async fn fake_full_queue_drops_and_deadline_abandons() {
 
 #[tokio::test]
 async fn fake_read_only_and_write_only_do_no_io_in_the_other_direction() {
-    let f = Fake::new();
+    let f = FakeStore::new();
     let ro = fake_remote(&f, |c| c.mode = Mode::ReadOnly);
     let o = obj(b"abc".to_vec());
     upload(&ro, &o);
     ro.drain().await;
-    assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(f.total_requests(), 0);
     let wo = fake_remote(&f, |c| c.mode = Mode::WriteOnly);
     assert_eq!(wo.get_action(&o.action).await, None);
     assert_eq!(fetch(&wo, &o.output, 3).await.unwrap(), None);
-    assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(f.total_requests(), 0);
 }
 
 #[tokio::test]
 async fn fake_truncated_and_garbage_objects_are_rejected() {
-    let f = Fake::new();
+    let f = FakeStore::new();
     let r = fake_remote(&f, |_| {});
     let o = obj(noise(100_000, 12));
     let key = format!("cas/{}", hex::encode(o.output));
@@ -1028,10 +1022,7 @@ async fn fake_truncated_and_garbage_objects_are_rejected() {
         ("no header", o.data.clone()),
         ("empty", Vec::new()),
     ] {
-        f.map
-            .lock()
-            .unwrap()
-            .insert(key.clone(), Bytes::from(stored));
+        f.put_raw(&key, stored);
         let mut sink = Vec::new();
         let e = r
             .fetch_object(&o.output, 100_000, &mut sink)
@@ -1050,14 +1041,15 @@ async fn bad_urls_are_one_line_config_errors() {
         ("s3:///prefix", "missing bucket"),
         ("redis://h:1/notanumber", "is not a number"),
     ] {
-        let e = Remote::new(RemoteConfig::new(url)).unwrap_err();
+        let e = Remote::build(RemoteConfig::new(url)).err().unwrap();
         let s = e.to_string();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(s.contains(needle), "{url}: {s}");
         assert!(!s.contains('\n'));
     }
-    let e = Remote::new(RemoteConfig::new("ftp://h/x"))
-        .unwrap_err()
+    let e = Remote::build(RemoteConfig::new("ftp://h/x"))
+        .err()
+        .unwrap()
         .to_string();
     assert!(
         e.contains("s3://bucket/prefix") && e.contains("file:///path"),
@@ -1067,9 +1059,9 @@ async fn bad_urls_are_one_line_config_errors() {
 
 #[tokio::test]
 async fn describe_masks_secrets() {
-    let r = Remote::new(RemoteConfig::new("redis://user:hunter2@127.0.0.1:1/0")).unwrap();
+    let r = Remote::build(RemoteConfig::new("redis://user:hunter2@127.0.0.1:1/0")).unwrap();
     assert!(!r.describe().contains("hunter2"), "{}", r.describe());
-    let r = Remote::new(RemoteConfig::new(
+    let r = Remote::build(RemoteConfig::new(
         "s3://b/p?region=x&endpoint=http://127.0.0.1:1&secret_access_key=hunter2",
     ))
     .unwrap();
@@ -1094,8 +1086,8 @@ async fn real_remote_down_at_start() {
     ] {
         let mut c = RemoteConfig::new(url.clone());
         c.breaker_threshold = 3;
-        c.op_timeout = Duration::from_secs(5);
-        let r = Remote::new(c).unwrap();
+        c.first_byte_timeout = Duration::from_secs(5);
+        let r = Remote::build(c).unwrap();
         let t = Instant::now();
         for _ in 0..3 {
             assert_eq!(r.get_action(&rand_id()).await, None, "{url}");
@@ -1138,7 +1130,7 @@ async fn real_s3_wrong_credentials() {
     );
     c.extra
         .insert("secret_access_key".into(), "definitely-wrong".into());
-    let r = Remote::new(c).unwrap();
+    let r = Remote::build(c).unwrap();
     assert_eq!(r.get_action(&rand_id()).await, None);
     assert!(r.is_disabled(), "{:?}", r.counters());
     let o = obj(b"abc".to_vec());
@@ -1148,7 +1140,7 @@ async fn real_s3_wrong_credentials() {
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert_eq!(logs.warnings(), 1, "{text}");
     assert!(text.contains("credentials"), "{text}");
-    assert!(r.probe().await.is_err());
+    assert!(r.cache.probe().await.is_err());
 }
 
 /// A private redis-server, killed mid-run.
@@ -1181,8 +1173,8 @@ async fn real_remote_killed_mid_build() {
     wait_port(port).await;
     let mut c = RemoteConfig::new(format!("redis://127.0.0.1:{port}/0"));
     c.breaker_threshold = 3;
-    c.op_timeout = Duration::from_secs(3);
-    let r = Remote::new(c).unwrap();
+    c.first_byte_timeout = Duration::from_secs(3);
+    let r = Remote::build(c).unwrap();
     let o = obj(noise(4000, 13));
     upload(&r, &o);
     assert!(r.drain().await.is_clean());
@@ -1270,8 +1262,8 @@ async fn real_slow_remote_through_latency_proxy() {
 
     let mut c = RemoteConfig::new(slow_url.clone());
     c.namespace = ns("slow");
-    c.op_timeout = Duration::from_secs(10);
-    let r = Remote::new(c.clone()).unwrap();
+    c.first_byte_timeout = Duration::from_secs(10);
+    let r = Remote::build(c.clone()).unwrap();
     let o = obj(noise(3000, 15));
     upload(&r, &o);
     assert!(r.drain().await.is_clean());
@@ -1282,9 +1274,9 @@ async fn real_slow_remote_through_latency_proxy() {
         "proxy did not delay"
     );
 
-    c.op_timeout = Duration::from_millis(100);
+    c.first_byte_timeout = Duration::from_millis(100);
     c.breaker_threshold = 2;
-    let tight = Remote::new(c).unwrap();
+    let tight = Remote::build(c).unwrap();
     let t = Instant::now();
     assert_eq!(tight.get_action(&o.action).await, None);
     assert!(
@@ -1336,7 +1328,7 @@ async fn real_http_500s() {
     let (port, hits) = http_500_server().await;
     let mut c = RemoteConfig::new(format!("http://127.0.0.1:{port}/cache"));
     c.breaker_threshold = 2;
-    let r = Remote::new(c).unwrap();
+    let r = Remote::build(c).unwrap();
     assert_eq!(r.get_action(&rand_id()).await, None);
     let after_one = hits.load(Ordering::SeqCst);
     assert!(
@@ -1371,7 +1363,7 @@ async fn gha_outside_a_workflow_is_a_clear_config_error() {
         );
         return;
     }
-    let e = Remote::new(RemoteConfig::new("gha://")).unwrap_err();
+    let e = Remote::build(RemoteConfig::new("gha://")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     let s = e.to_string();
     assert!(s.contains("gha://") && s.contains("github action"), "{s}");
@@ -1391,7 +1383,7 @@ async fn gha_service_failures_become_misses_and_open_the_breaker() {
         c.extra
             .insert("runtime_token".into(), "not-a-real-token".into());
         c.breaker_threshold = 2;
-        let r = Remote::new(c).unwrap();
+        let r = Remote::build(c).unwrap();
         assert!(r.describe().starts_with("gha://"));
         let t = Instant::now();
         assert_eq!(r.get_action(&rand_id()).await, None, "{failing}");

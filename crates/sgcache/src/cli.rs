@@ -40,11 +40,13 @@ pub struct GlobalArgs {
           value_parser = parse_size)]
     pub max_size: Option<u64>,
 
-    /// Print one summary line on stderr when serving ends (gets, hits, misses, puts, bytes, ms).
-    #[arg(long, global = true, env = "SGCACHE_VERBOSE", value_name = "BOOL",
+    /// Print a summary on stderr when serving ends: `true` one human line (gets, hits,
+    /// misses, puts, bytes, ms, and the remote's counters), `json` one JSON object with every
+    /// counter of the run (`{"sgcache":{"elapsed_ms":…,"remote":…,"metrics":{…}}}`).
+    #[arg(long, global = true, env = "SGCACHE_VERBOSE", value_name = "BOOL|json",
           num_args = 0..=1, default_missing_value = "true", default_value = "false",
-          value_parser = BoolishValueParser::new())]
-    pub verbose: bool,
+          value_parser = parse_verbose)]
+    pub verbose: crate::serve::Summary,
 
     /// Remote tier URL: s3://bucket/prefix?region=…&endpoint=…, gs://bucket/prefix,
     /// azblob://container/prefix, redis://host:port/db, rediss://…, http(s)://host/prefix
@@ -72,8 +74,10 @@ pub struct GlobalArgs {
     )]
     pub read_namespaces: Vec<String>,
 
-    /// HMAC-SHA-256 key: sign the remote action entries written, and ignore entries that are
-    /// unsigned or signed with another key. Prefer the variable to the flag (process lists).
+    /// Ed25519 secret key (`sgsk1_…`, from `sgcache keygen`) that signs the action entries and
+    /// manifests this job writes. Only jobs whose output others may trust hold it (e.g. main
+    /// and release jobs, in a protected environment). Prefer the variable to the flag
+    /// (process lists).
     #[arg(
         long = "signing-key",
         global = true,
@@ -82,6 +86,18 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub signing_key: Option<String>,
+
+    /// Public keys (`sgpk1_…`, comma-separated) whose signatures this job accepts. With any,
+    /// entries and manifests read are used only if signed by one of them (or unsigned in the
+    /// job's own namespace when it holds no signing key); without, everything in the store is
+    /// trusted. Not secret. The signing key's own public key is always trusted.
+    #[arg(
+        long = "trusted-keys",
+        global = true,
+        env = "SGCACHE_TRUSTED_KEYS",
+        value_name = "KEYS"
+    )]
+    pub trusted_keys: Option<String>,
 
     /// Never write the remote (untrusted jobs, e.g. pull requests from forks).
     #[arg(long = "read-only", global = true, env = "SGCACHE_READ_ONLY", value_name = "BOOL",
@@ -101,17 +117,33 @@ pub struct GlobalArgs {
           default_value = "3", value_parser = parse_compression)]
     pub compression: Compression,
 
-    /// Time limit for one remote operation, retries included.
+    /// Time limit for a remote request's first byte, retries included (a transfer then has
+    /// no time limit as long as it keeps moving; it fails after 10 s without a byte).
     #[arg(long = "remote-timeout", global = true, env = "SGCACHE_REMOTE_TIMEOUT",
-          value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+          value_name = "DUR", default_value = sgcache_store::defaults::FIRST_BYTE_TIMEOUT_TEXT,
+          value_parser = parse_duration)]
     pub remote_timeout: Duration,
 
-    /// How long the end of a go command waits for queued uploads; what is left is dropped
-    /// (and stays in the local cache). With a daemon, the go command does not wait: this
-    /// bounds the daemon's own drain when it exits.
+    /// Time limit for connecting to the remote (TCP and TLS).
+    #[arg(long = "connect-timeout", global = true, env = "SGCACHE_REMOTE_CONNECT_TIMEOUT",
+          value_name = "DUR", default_value = sgcache_store::defaults::CONNECT_TIMEOUT_TEXT,
+          value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// How long the end of a go command waits for its manifest and queued uploads; what is
+    /// left is dropped (and stays in the local cache). With a daemon, the go command does not
+    /// wait: this bounds the daemon's own work when it exits.
     #[arg(long = "upload-deadline", global = true, env = "SGCACHE_UPLOAD_DEADLINE",
-          value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+          value_name = "DUR", default_value = sgcache_store::defaults::UPLOAD_DEADLINE_TEXT,
+          value_parser = parse_duration)]
     pub upload_deadline: Duration,
+
+    /// The largest object (or pack) a remote entry may claim; larger claims are refused
+    /// before any download, so a lying remote cannot fill the disk.
+    #[arg(long = "max-object-size", global = true, env = "SGCACHE_REMOTE_MAX_OBJECT",
+          value_name = "SIZE", default_value = sgcache_store::defaults::MAX_OBJECT_TEXT,
+          value_parser = parse_size)]
+    pub max_object_size: u64,
 
     /// Uploads in flight at once.
     #[arg(long = "upload-concurrency", global = true, env = "SGCACHE_UPLOAD_CONCURRENCY",
@@ -123,9 +155,9 @@ pub struct GlobalArgs {
           value_name = "N", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..))]
     pub upload_queue: u32,
 
-    /// Consecutive remote failures after which the remote is switched off for the rest of
-    /// the run, or of the daemon's life (one warning line; gets become misses, puts stay
-    /// local). 0 = never.
+    /// Consecutive remote failures after which the remote is switched off (one warning line;
+    /// gets become misses, puts stay local) until SGCACHE_BREAKER_COOLDOWN has passed. 0 =
+    /// never.
     #[arg(
         long = "breaker-threshold",
         global = true,
@@ -134,6 +166,13 @@ pub struct GlobalArgs {
         default_value = "5"
     )]
     pub breaker_threshold: u32,
+
+    /// How long a switched-off remote stays off before one probe request; each failed probe
+    /// doubles it, up to 10 minutes, and a successful one switches the remote back on.
+    #[arg(long = "breaker-cooldown", global = true, env = "SGCACHE_BREAKER_COOLDOWN",
+          value_name = "DUR", default_value = sgcache_store::defaults::BREAKER_COOLDOWN_TEXT,
+          value_parser = parse_duration)]
+    pub breaker_cooldown: Duration,
 
     /// Prefetch: at start, fetch in the background what the last runs in this build context
     /// used (their manifest), and at the end store this run's manifest.
@@ -181,13 +220,15 @@ pub struct GlobalArgs {
           default_value = "10m", value_parser = parse_duration)]
     pub daemon_idle: Duration,
 
-    /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `debug`).
+    /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `debug`, or
+    /// `off`). A fatal error is always printed, whatever the filter.
     #[arg(
         long = "log",
         global = true,
         env = "SGCACHE_LOG",
         value_name = "FILTER",
-        default_value = "warn"
+        default_value = "warn",
+        value_parser = parse_log_filter
     )]
     pub log: String,
 }
@@ -216,9 +257,24 @@ pub enum Command {
     /// Run the shared daemon for this configuration in the foreground (GOCACHEPROG clients
     /// hand it their remote work). Exits after SGCACHE_DAEMON_IDLE without clients.
     Daemon(DaemonArgs),
+    /// Print a new Ed25519 key pair: `SGCACHE_SIGNING_KEY=sgsk1_…` (secret: keep it in a
+    /// secret store, for trusted jobs only) and `SGCACHE_TRUSTED_KEYS=sgpk1_…` (public: give
+    /// it to every job that reads the cache).
+    Keygen,
     /// Print the configuration table (markdown) generated from this declaration.
     #[command(name = "config-table", hide = true)]
     ConfigTable,
+}
+
+impl Command {
+    /// Whether the command reads the configuration (and so fails with exit code 2 on a bad
+    /// knob). `buildid`, `keygen` and `config-table` work without one.
+    pub fn needs_config(&self) -> bool {
+        !matches!(
+            self,
+            Command::Buildid(_) | Command::Keygen | Command::ConfigTable
+        )
+    }
 }
 
 /// How a serving sgcache uses the shared daemon.
@@ -272,6 +328,26 @@ pub struct VerifyArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses `SGCACHE_VERBOSE`: a boolean, or `json`.
+pub fn parse_verbose(s: &str) -> Result<crate::serve::Summary, String> {
+    use crate::serve::Summary;
+    match s.trim().to_ascii_lowercase().as_str() {
+        "json" => Ok(Summary::Json),
+        "1" | "true" | "yes" | "on" | "y" => Ok(Summary::Human),
+        "0" | "false" | "no" | "off" | "n" | "" => Ok(Summary::Off),
+        _ => Err(format!(
+            "{s:?} is not a summary setting; write true, false or json"
+        )),
+    }
+}
+
+/// Checks a tracing filter (`warn`, `debug`, `sgcache=debug,warn`, `off`).
+pub fn parse_log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("{s:?} is not a log filter ({e}); write e.g. warn, debug or off"))
 }
 
 /// A zstd level, or none.

@@ -1,14 +1,16 @@
 //! Resolving the parsed command line into the typed configuration the rest of the
 //! program uses. This module and `cli.rs` are the only places that read the
-//! environment (clippy's `disallowed-methods` keeps it that way).
+//! environment (clippy's `disallowed-methods`, in `clippy.toml`, keeps it that way).
+#![allow(clippy::disallowed_methods)] // this module is where the environment is read
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use sgcache_store::{Mode, RemoteConfig};
+use sgcache_store::{ManifestName, Mode, PublicKey, RemoteConfig, SecretKey};
 
 use crate::cli::{DaemonMode, GlobalArgs};
+use crate::serve::Summary;
 
 /// The typed, resolved configuration.
 #[derive(Debug, Clone)]
@@ -17,14 +19,14 @@ pub struct Config {
     pub dir: PathBuf,
     /// Local size cap in bytes.
     pub max_size: Option<u64>,
-    /// Summary line at the end of serving.
-    pub verbose: bool,
+    /// Summary at the end of serving.
+    pub verbose: Summary,
     /// The remote tier, if one is configured.
     pub remote: Option<RemoteConfig>,
     /// Prefetch from the build context's manifest.
     pub prefetch: bool,
     /// The build context's manifest name.
-    pub manifest: [u8; 32],
+    pub manifest: ManifestName,
     /// Whether to use (or start) the shared daemon.
     pub daemon: DaemonMode,
     /// The daemon's idle timeout.
@@ -37,11 +39,18 @@ pub struct Config {
 }
 
 impl Config {
-    /// Resolves the configuration: flag > environment > default.
+    /// Resolves the configuration: flag > environment > default. Every error names the
+    /// variable and what it accepts; the binary exits 2 on one, before serving anything.
     pub fn resolve(g: &GlobalArgs) -> Result<Config> {
         let dir = match &g.dir {
-            Some(d) => std::path::absolute(d)
-                .with_context(|| format!("resolving SGCACHE_DIR `{}`", d.display()))?,
+            // Like the go command with GOCACHE: a relative directory would make every
+            // DiskPath relative to whatever directory each go command runs in.
+            Some(d) if !d.is_absolute() => bail!(
+                "SGCACHE_DIR `{}` is not an absolute path; the go command rejects a relative \
+                 GOCACHE for the same reason",
+                d.display()
+            ),
+            Some(d) => d.clone(),
             None => go_cache_dir()?,
         };
         if dir.to_str().is_none() {
@@ -50,6 +59,14 @@ impl Config {
                 dir.display()
             );
         }
+        let signing_key = match g.signing_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(k) => Some(SecretKey::parse(k).context("SGCACHE_SIGNING_KEY")?),
+        };
+        let trusted_keys = match g.trusted_keys.as_deref() {
+            None => Vec::new(),
+            Some(k) => PublicKey::parse_list(k).context("SGCACHE_TRUSTED_KEYS")?,
+        };
         let remote = g.remote.as_ref().filter(|u| !u.is_empty()).map(|url| {
             let mut r = RemoteConfig::new(url.clone());
             r.namespace = g.namespace.clone();
@@ -59,11 +76,8 @@ impl Config {
                 .map(|n| n.trim().to_owned())
                 .filter(|n| !n.is_empty())
                 .collect();
-            r.signing_key = g
-                .signing_key
-                .as_ref()
-                .filter(|k| !k.is_empty())
-                .map(|k| k.as_bytes().to_vec());
+            r.signing_key = signing_key.clone();
+            r.trusted_keys = trusted_keys.clone();
             r.compression_level = g.compression.0;
             r.mode = if g.read_only {
                 Mode::ReadOnly
@@ -72,7 +86,10 @@ impl Config {
             } else {
                 Mode::ReadWrite
             };
-            r.op_timeout = g.remote_timeout;
+            r.first_byte_timeout = g.remote_timeout;
+            r.connect_timeout = g.connect_timeout;
+            r.max_object_size = g.max_object_size;
+            r.breaker_cooldown = g.breaker_cooldown;
             r.upload_deadline = g.upload_deadline;
             r.upload_concurrency = usize::from(g.upload_concurrency);
             r.upload_queue = g.upload_queue as usize;
@@ -84,7 +101,6 @@ impl Config {
                 ("AZURE_STORAGE_KEY", "account_key"),
                 ("AZURE_STORAGE_SAS_TOKEN", "sas_token"),
             ] {
-                #[allow(clippy::disallowed_methods)]
                 if let Ok(v) = std::env::var(var)
                     && !v.is_empty()
                     && url.starts_with("azblob:")
@@ -94,7 +110,6 @@ impl Config {
             }
             r
         });
-        #[allow(clippy::disallowed_methods)]
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -145,11 +160,13 @@ pub fn daemon_key(dir: &std::path::Path, r: &RemoteConfig, credentials: &[u8; 32
     for ns in &r.read_namespaces {
         field(&mut h, "read-ns", ns.as_bytes());
     }
-    let key: [u8; 32] = match &r.signing_key {
-        Some(k) => sha2::Sha256::digest(k).into(),
-        None => [0; 32],
-    };
-    field(&mut h, "signing-key", &key);
+    // Keys by their public half only: the secret never leaves this process.
+    if let Some(k) = &r.signing_key {
+        field(&mut h, "signing-key", k.public().to_text().as_bytes());
+    }
+    for k in &r.trusted_keys {
+        field(&mut h, "trusted-key", k.to_text().as_bytes());
+    }
     field(&mut h, "mode", format!("{:?}", r.mode).as_bytes());
     field(&mut h, "packs", &[u8::from(r.packs)]);
     field(
@@ -178,7 +195,6 @@ fn credentials_fingerprint() -> [u8; 32] {
         "ACTIONS_RUNTIME_TOKEN",
         "ACTIONS_RESULTS_URL",
     ] {
-        #[allow(clippy::disallowed_methods)]
         let v = std::env::var_os(var).unwrap_or_default();
         h.update(var.as_bytes());
         h.update((v.len() as u64).to_le_bytes());
@@ -190,7 +206,7 @@ fn credentials_fingerprint() -> [u8; 32] {
 /// The manifest name: `SGCACHE_MANIFEST_KEY`, else what identifies a build context. The go
 /// version need not be part of it: it salts every action id, so another version's manifest
 /// only yields misses.
-fn manifest_name(key: Option<&str>) -> [u8; 32] {
+fn manifest_name(key: Option<&str>) -> ManifestName {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     match key.filter(|k| !k.is_empty()) {
@@ -199,13 +215,12 @@ fn manifest_name(key: Option<&str>) -> [u8; 32] {
             let cwd = std::env::current_dir().unwrap_or_default();
             h.update(format!("cwd={}\0", cwd.display()));
             for var in ["GOOS", "GOARCH", "GOFLAGS", "CGO_ENABLED", "GOEXPERIMENT"] {
-                #[allow(clippy::disallowed_methods)]
                 let v = std::env::var(var).unwrap_or_default();
                 h.update(format!("{var}={v}\0"));
             }
         }
     }
-    h.finalize().into()
+    ManifestName(h.finalize().into())
 }
 
 /// The directory the go command itself uses, found the way `cmd/go` finds it:
@@ -214,7 +229,6 @@ fn manifest_name(key: Option<&str>) -> [u8; 32] {
 pub fn go_cache_dir() -> Result<PathBuf> {
     let env_file = go_env_file();
     let lookup = |key: &str| -> Option<String> {
-        #[allow(clippy::disallowed_methods)]
         let v = std::env::var(key).ok().filter(|v| !v.is_empty());
         v.or_else(|| {
             if key == "GOCACHE" {
@@ -231,7 +245,6 @@ pub fn go_cache_dir() -> Result<PathBuf> {
 /// The contents of the go command's env file (`$GOENV`, else
 /// `<UserConfigDir>/go/env`), if there is one.
 fn go_env_file() -> Option<String> {
-    #[allow(clippy::disallowed_methods)]
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     let path = match var("GOENV") {
         Some(p) if p == "off" => return None,
@@ -320,7 +333,7 @@ mod tests {
         assert!(
             text.contains(&table),
             "docs/configuration.md is out of date; regenerate the table with \
-             `sgcache config-table`:\n{table}"
+             `bash scripts/config-table.sh`:\n{table}"
         );
     }
 }

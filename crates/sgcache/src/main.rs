@@ -2,11 +2,12 @@
 //!
 //! Stdout belongs to the protocol while serving; everything human goes to stderr
 //! through `tracing`. Exit codes: 0 success, 1 a command failed (or the protocol
-//! stream was not the protocol), 2 bad usage or configuration.
+//! stream was not the protocol), 2 bad usage or configuration (before anything is served
+//! or touched).
 
-use sgcache::{cmd, config, daemon, serve, tier, work};
+use sgcache::{cmd, config, daemon, remote, serve};
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -16,19 +17,41 @@ use clap::{CommandFactory, Parser};
 use sgcache::cli::{Cli, Command};
 use sgcache::config::Config;
 
+/// Exit code for bad usage or configuration (clap uses it for bad flags too).
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
+    let started = Instant::now();
     let cli = Cli::parse();
     init_tracing(&cli.global.log);
-    match run(cli) {
+    let config = cli.command.as_ref().is_none_or(|c| c.needs_config());
+    let cfg = if config {
+        match Config::resolve(&cli.global) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                fatal(&format!("configuration: {e:#}"));
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    } else {
+        None
+    };
+    match run(cli, cfg, started) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            fatal(&format!("{e:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
+/// The error that ends the process: always printed, whatever `SGCACHE_LOG` filters out.
+fn fatal(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "sgcache: error: {msg}");
+}
+
 fn init_tracing(filter: &str) {
+    // The value was checked when the command line was parsed.
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -40,7 +63,7 @@ fn init_tracing(filter: &str) {
         .init();
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli, cfg: Option<Config>, started: Instant) -> Result<ExitCode> {
     let command = match cli.command {
         Some(c) => c,
         None if std::io::stdin().is_terminal() => {
@@ -50,47 +73,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         None => Command::Serve,
     };
+    let cfg = || cfg.as_ref().expect("resolved for commands that need it");
     match command {
         Command::ConfigTable => {
-            use std::io::Write;
             std::io::stdout().write_all(config::config_table().as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => {
-            let cfg = Config::resolve(&cli.global)?;
-            serve_stdio(&cfg)
-        }
-        Command::Stats(args) => cmd::stats::run(&Config::resolve(&cli.global)?, &args),
-        Command::Trim(args) => cmd::maintain::trim(&Config::resolve(&cli.global)?, &args),
-        Command::Verify(args) => cmd::maintain::verify(&Config::resolve(&cli.global)?, &args),
+        Command::Keygen => cmd::keygen::run(),
+        Command::Serve => serve_stdio(cfg(), started),
+        Command::Stats(args) => cmd::stats::run(cfg(), &args),
+        Command::Trim(args) => cmd::maintain::trim(cfg(), &args),
+        Command::Verify(args) => cmd::maintain::verify(cfg(), &args),
         Command::Buildid(args) => cmd::buildid::run(&args),
-        Command::Inspect(args) => cmd::inspect::run(&args, &Config::resolve(&cli.global)?.dir),
-        Command::Doctor => cmd::doctor::run(&Config::resolve(&cli.global)?),
-        Command::Daemon(args) => daemon::run(&Config::resolve(&cli.global)?, &args),
-        Command::Clean => cmd::maintain::clean(&Config::resolve(&cli.global)?),
+        Command::Inspect(args) => cmd::inspect::run(&args, &cfg().dir),
+        Command::Doctor => cmd::doctor::run(cfg()),
+        Command::Daemon(args) => daemon::run(cfg(), &args),
+        Command::Clean => cmd::maintain::clean(cfg()),
     }
 }
 
-fn serve_stdio(cfg: &Config) -> Result<ExitCode> {
-    let started = Instant::now();
+fn serve_stdio(cfg: &Config, started: Instant) -> Result<ExitCode> {
     let disk = sgcache_disk::DiskCache::open_for_serving(&cfg.dir)
         .with_context(|| format!("opening the local cache `{}`", cfg.dir.display()))?;
     let disk = std::sync::Arc::new(disk);
-    // Remote work goes to the shared daemon when there is one, else stays in-process.
-    let remote = match daemon::DaemonClient::connect(cfg, disk.clone()) {
-        Some(d) => Some(work::RemoteWork::Daemon(d)),
-        None => tier::in_process(cfg, disk.clone()).map(work::RemoteWork::InProcess),
-    };
-    let mut server = serve::Server::new(disk, cfg.max_size, remote);
-    if cfg.verbose {
-        server = server.with_summary(started);
-    }
+    let metrics = std::sync::Arc::new(sgcache_types::Metrics::default());
+    let work = remote::remote_work(cfg, disk.clone(), &metrics);
+    let server =
+        serve::Server::new(disk, cfg.max_size, work, metrics).with_summary(cfg.verbose, started);
     let (stdin, stdout) = raw_stdio();
-    let ending = server.serve(stdin, stdout);
-    match ending {
+    match server.serve(stdin, stdout) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            tracing::error!("stopping: {e}");
+            fatal(&format!("stopping: {e}"));
             Ok(ExitCode::FAILURE)
         }
     }

@@ -26,62 +26,40 @@ use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Write};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::work::RemoteWork;
-use sgcache_disk::{Counters, DiskCache, Id};
+use sgcache_disk::{DiskCache, IndexEntry, OutputId};
 use sgcache_protocol::{
     BodyError, CodecError, Command, Frame, Request, RequestReader, Response, ResponseWriter,
 };
+use sgcache_tier::{Answer, Hit, RemoteWork};
+use sgcache_types::Metrics;
 
 /// Input buffer: large enough that a put body arrives in few reads.
 const INPUT_BUFFER: usize = 256 * 1024;
+
+/// The `SGCACHE_VERBOSE` summary at the end of serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    /// None.
+    Off,
+    /// One human line.
+    Human,
+    /// One JSON object (`{"sgcache":{…}}`) with every counter of the run.
+    Json,
+}
 
 /// What serving needs besides its input and output.
 #[derive(Debug)]
 pub struct Server {
     disk: Arc<DiskCache>,
     max_size: Option<u64>,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
     disk_warned: AtomicBool,
-    remote: Option<RemoteWork>,
-    /// Print the summary line at the end, timed from this instant.
-    summary_since: Option<Instant>,
-}
-
-/// This run's counters.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub gets: AtomicU64,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub puts: AtomicU64,
-    pub put_bytes: AtomicU64,
-    pub hit_bytes: AtomicU64,
-    pub errors: AtomicU64,
-}
-
-impl Stats {
-    fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The counters as the stats file stores them.
-    pub fn to_counters(&self) -> Counters {
-        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut c = Counters {
-            gets: l(&self.gets),
-            hits: l(&self.hits),
-            misses: l(&self.misses),
-            puts: l(&self.puts),
-            put_bytes: l(&self.put_bytes),
-            get_bytes: l(&self.hit_bytes),
-            ..Counters::default()
-        };
-        c.add_extra("errors", l(&self.errors));
-        c
-    }
+    remote: Box<dyn RemoteWork>,
+    summary: Summary,
+    started: Instant,
 }
 
 /// How serving ended.
@@ -94,23 +72,36 @@ pub enum Ending {
 }
 
 impl Server {
-    /// A server over an opened local tier.
-    pub fn new(disk: Arc<DiskCache>, max_size: Option<u64>, remote: Option<RemoteWork>) -> Self {
+    /// A server over an opened local tier, doing remote work through `remote` and counting
+    /// into `metrics` (shared with `remote`).
+    pub fn new(
+        disk: Arc<DiskCache>,
+        max_size: Option<u64>,
+        remote: Box<dyn RemoteWork>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Server {
             disk,
             max_size,
-            stats: Arc::new(Stats::default()),
+            metrics,
             disk_warned: AtomicBool::new(false),
             remote,
-            summary_since: None,
+            summary: Summary::Off,
+            started: Instant::now(),
         }
     }
 
-    /// Print the `SGCACHE_VERBOSE` summary line on stderr at the end of serving (before the
-    /// output is closed, so it comes out before the go command returns).
-    pub fn with_summary(mut self, started: Instant) -> Self {
-        self.summary_since = Some(started);
+    /// Print the `SGCACHE_VERBOSE` summary on stderr at the end of serving (before the output
+    /// is closed, so it comes out before the go command returns), timed from `started`.
+    pub fn with_summary(mut self, summary: Summary, started: Instant) -> Self {
+        self.summary = summary;
+        self.started = started;
         self
+    }
+
+    /// The counters of this run.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Serves until `close`, end of input, or a stream that is no longer the protocol
@@ -148,7 +139,7 @@ impl Server {
                 if let Err(e) = self.skip_body(&mut reader, &req) {
                     break Err(e);
                 }
-                Stats::add(&self.stats.errors, 1);
+                self.metrics.errors.inc();
                 replies.send(&reply, !reader.has_buffered_input());
                 continue;
             }
@@ -166,8 +157,8 @@ impl Server {
         if matches!(result, Ok(Ending::Eof) | Err(_)) {
             self.finish_remote();
         }
-        if let Some(started) = self.summary_since {
-            let _ = writeln!(io::stderr(), "{}", self.summary(started));
+        if let Some(line) = self.summary_line() {
+            let _ = writeln!(io::stderr(), "{line}");
         }
         // Closing stdout is what the go command waits for.
         replies.close();
@@ -183,7 +174,7 @@ impl Server {
     ) -> Result<Option<Response>, CodecError> {
         if let Some(fault) = &req.fault {
             self.skip_body(reader, &req)?;
-            Stats::add(&self.stats.errors, 1);
+            self.metrics.errors.inc();
             let what = match &req.command {
                 Command::Get => "get",
                 Command::Put => "put",
@@ -201,7 +192,7 @@ impl Server {
     }
 
     fn get(&self, req: &Request, replies: &Arc<Replies>) -> Option<Response> {
-        Stats::add(&self.stats.gets, 1);
+        self.metrics.gets.inc();
         let action = req.action_id.expect("checked by the codec");
         let local = match self.disk.get_file(&action) {
             Ok(found) => found,
@@ -210,21 +201,23 @@ impl Server {
                 None
             }
         };
-        if let Some(remote) = &self.remote
-            && let Some((entry, _)) = &local
-        {
-            remote.note_used(action, entry);
+        if let Some((entry, _)) = &local {
+            self.remote.note_used(entry);
+            return Some(reply(&self.metrics, req.id, local, false));
         }
-        if local.is_none()
-            && let Some(remote) = &self.remote
-        {
-            let (id, replies, stats) = (req.id, replies.clone(), self.stats.clone());
-            remote.lookup(action, move |found| {
-                replies.send(&reply(&stats, id, found), true);
-            });
-            return None;
+        let (id, replies, metrics) = (req.id, replies.clone(), self.metrics.clone());
+        let since = Instant::now();
+        let done = Box::new(move |found: Option<Hit>| {
+            metrics.remote_waits.inc();
+            metrics
+                .remote_wait_ms
+                .add(since.elapsed().as_millis() as u64);
+            replies.send(&reply(&metrics, id, found, true), true);
+        });
+        match self.remote.lookup(action, done) {
+            Answer::Later => None,
+            Answer::Now(found) => Some(reply(&self.metrics, req.id, found, true)),
         }
-        Some(reply(&self.stats, req.id, local))
     }
 
     fn put<R: io::BufRead>(
@@ -232,7 +225,7 @@ impl Server {
         reader: &mut RequestReader<R>,
         req: &Request,
     ) -> Result<Response, CodecError> {
-        Stats::add(&self.stats.puts, 1);
+        self.metrics.puts.inc();
         let action = req.action_id.expect("checked by the codec");
         let out = req.output_id.expect("checked by the codec");
         let size = req.body_size;
@@ -266,30 +259,28 @@ impl Server {
             Ok(p) => p,
             Err(e) => return Ok(self.put_error(req.id, &out, e)),
         };
-        let now = sgcache_disk::unix_nanos(self.disk.now());
-        if let Err(e) = self.disk.put_index_entry(&action, &out, size, now) {
+        let entry = IndexEntry {
+            action,
+            output: out,
+            size,
+            time_nanos: sgcache_disk::unix_nanos(self.disk.now()),
+        };
+        if let Err(e) = self.disk.put_index_entry(&entry) {
             self.warn_disk(&e);
             return Ok(self.put_error(req.id, &out, e));
         }
-        Stats::add(&self.stats.put_bytes, size);
-        if let Some(remote) = &self.remote {
-            let entry = sgcache_disk::Entry {
-                output_id: out,
-                size,
-                time_nanos: now,
-            };
-            remote.note_used(action, &entry);
-            remote.upload(action, out, size, now, path.clone());
-        }
+        self.metrics.put_bytes.add(size);
+        self.remote.note_used(&entry);
+        self.remote.upload(entry, path.clone());
         match path.into_os_string().into_string() {
             Ok(p) => Ok(Response::stored(req.id, p)),
             Err(_) => Ok(self.put_error(req.id, &out, "output path is not UTF-8")),
         }
     }
 
-    fn put_error(&self, id: i64, out: &Id, e: impl std::fmt::Display) -> Response {
-        Stats::add(&self.stats.errors, 1);
-        Response::error(id, format!("put output {}: {e}", short_hex(out)))
+    fn put_error(&self, id: i64, out: &OutputId, e: impl std::fmt::Display) -> Response {
+        self.metrics.errors.inc();
+        Response::error(id, format!("put output {}: {e}", out.short()))
     }
 
     /// Consumes the body of a request we are refusing, so the stream stays in sync.
@@ -314,29 +305,23 @@ impl Server {
 
     /// Delivers what the remote tier still holds (manifest, queued uploads).
     fn finish_remote(&self) {
-        if let Some(remote) = &self.remote {
-            let report = remote.finish();
-            let lost = report.dropped + report.abandoned + report.failed;
-            if lost > 0 {
-                tracing::warn!(
-                    "remote: {lost} uploads not delivered ({} dropped: queue full, {} past \
-                     SGCACHE_UPLOAD_DEADLINE, {} failed); they stay in the local cache",
-                    report.dropped,
-                    report.abandoned,
-                    report.failed
-                );
-            }
+        let report = self.remote.finish();
+        let lost = report.dropped + report.abandoned + report.failed + report.skipped_down;
+        if lost > 0 {
+            tracing::warn!(
+                "remote: {lost} uploads not delivered ({} queue full, {} past \
+                 SGCACHE_UPLOAD_DEADLINE, {} failed, {} skipped: remote down); they stay in the \
+                 local cache",
+                report.dropped,
+                report.abandoned,
+                report.failed,
+                report.skipped_down
+            );
         }
     }
 
     /// The daily trim and the stats file, after the go command has its answer.
     fn finish_local(&self) {
-        let mut counters = self.stats.to_counters();
-        if let Some(remote) = &self.remote {
-            for (name, n) in remote.counters() {
-                counters.add_extra(name, n);
-            }
-        }
         // Go's daily age trim; on the days it runs, the size cap is enforced in the same scan.
         let opts = sgcache_disk::TrimOptions {
             max_age: None,
@@ -345,51 +330,72 @@ impl Server {
         if let Err(e) = self.disk.trim_if_due_with(&opts) {
             tracing::warn!("trimming the local cache: {e}");
         }
-        if let Err(e) = sgcache_disk::add_counters(self.disk.dir(), &counters) {
+        if let Err(e) = sgcache_disk::add_counters(self.disk.dir(), &self.metrics.snapshot()) {
             tracing::debug!("saving stats: {e}");
         }
     }
 
-    /// The `SGCACHE_VERBOSE` summary line.
-    pub fn summary(&self, started: Instant) -> String {
-        let s = &self.stats;
-        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut remote = String::new();
-        if let Some(r) = &self.remote {
-            remote.push_str(&format!("; remote ({})", r.describe()));
-            for (name, n) in r.counters() {
-                let name = name.strip_prefix("remote_").unwrap_or(name);
-                remote.push_str(&format!(" {name}={n}"));
+    /// The `SGCACHE_VERBOSE` summary, if asked for.
+    pub fn summary_line(&self) -> Option<String> {
+        let s = self.metrics.snapshot();
+        let ms = self.started.elapsed().as_millis();
+        match self.summary {
+            Summary::Off => None,
+            Summary::Json => Some(
+                serde_json::json!({"sgcache": {
+                    "elapsed_ms": ms,
+                    "remote": self.remote.describe(),
+                    "metrics": s,
+                }})
+                .to_string(),
+            ),
+            Summary::Human => {
+                let mut remote = format!("; remote ({})", self.remote.describe());
+                for f in s.nonzero() {
+                    if !matches!(
+                        f.name,
+                        "gets"
+                            | "hits"
+                            | "hits_remote"
+                            | "misses"
+                            | "puts"
+                            | "put_bytes"
+                            | "hit_bytes"
+                            | "errors"
+                    ) {
+                        remote.push_str(&format!(" {}={}", f.name, f.value));
+                    }
+                }
+                Some(format!(
+                    "sgcache: {} gets ({} hits, {} of them remote, {} misses), {} puts, {} in, \
+                     {} out, {} errors, {ms} ms{remote}",
+                    s.gets,
+                    s.hits,
+                    s.hits_remote,
+                    s.misses,
+                    s.puts,
+                    bytesize::ByteSize(s.put_bytes).display().iec(),
+                    bytesize::ByteSize(s.hit_bytes).display().iec(),
+                    s.errors,
+                ))
             }
         }
-        format!(
-            "sgcache: {} gets ({} hits, {} misses), {} puts, {} in, {} out, {} errors, {} ms{remote}",
-            l(&s.gets),
-            l(&s.hits),
-            l(&s.misses),
-            l(&s.puts),
-            bytesize::ByteSize(l(&s.put_bytes)).display().iec(),
-            bytesize::ByteSize(l(&s.hit_bytes)).display().iec(),
-            l(&s.errors),
-            started.elapsed().as_millis()
-        )
     }
 }
 
 /// The reply to a get, counting it.
-fn reply(
-    stats: &Stats,
-    id: i64,
-    found: Option<(sgcache_disk::Entry, std::path::PathBuf)>,
-) -> Response {
+fn reply(metrics: &Metrics, id: i64, found: Option<Hit>, remote: bool) -> Response {
     if let Some((entry, path)) = found
         && let Ok(path) = path.into_os_string().into_string()
     {
-        Stats::add(&stats.hits, 1);
-        Stats::add(&stats.hit_bytes, entry.size);
-        return Response::hit(id, entry.output_id, entry.size, entry.time_nanos, path);
+        metrics.hits.inc();
+        if remote {
+            metrics.hits_remote.inc();
+        }
+        metrics.hit_bytes.add(entry.size);
+        return Response::hit(id, entry.output, entry.size, entry.time_nanos, path);
     }
-    Stats::add(&stats.misses, 1);
+    metrics.misses.inc();
     Response::miss(id)
 }
 
@@ -438,11 +444,4 @@ impl Replies {
             let _ = w.into_inner();
         }
     }
-}
-
-/// First 12 hex digits of an id, for messages.
-pub fn short_hex(id: &Id) -> String {
-    let mut s = hex::encode(&id[..6]);
-    s.push('…');
-    s
 }

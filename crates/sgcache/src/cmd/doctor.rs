@@ -30,20 +30,40 @@ pub fn run(cfg: &Config) -> Result<ExitCode> {
             writeln!(out, "  mode               {:?}", r.mode)?;
             writeln!(out, "  namespace          {}", r.namespace)?;
             writeln!(out, "  read namespaces    {}", r.read_namespaces.join(", "))?;
-            let key = if r.signing_key.is_some() {
-                "set (hidden)"
-            } else {
-                "not set"
+            let key = match &r.signing_key {
+                Some(k) => format!("set (hidden), public key {}", k.public().to_text()),
+                None => "not set".into(),
             };
             writeln!(out, "  signing key        {key}")?;
+            let trusted: Vec<String> = r.trusted_keys.iter().map(|k| k.to_text()).collect();
+            writeln!(
+                out,
+                "  trusted keys       {}",
+                if trusted.is_empty() {
+                    "none".into()
+                } else {
+                    trusted.join(", ")
+                }
+            )?;
             let z = r
                 .compression_level
                 .map_or("off".to_string(), |l| format!("zstd level {l}"));
             writeln!(out, "  compression        {z}")?;
             writeln!(
                 out,
-                "  timeouts           operation {:?}, upload deadline {:?}",
-                r.op_timeout, r.upload_deadline
+                "  timeouts           connect {:?}, first byte {:?}, stall {:?}, upload deadline {:?}",
+                r.connect_timeout, r.first_byte_timeout, r.stall_timeout, r.upload_deadline
+            )?;
+        }
+    }
+    if let Some(r) = &cfg.remote {
+        let trust =
+            sgcache_store::Trust::new(&r.trusted_keys, r.signing_key.as_ref(), &r.namespace);
+        if trust.trusts_anything() {
+            writeln!(
+                out,
+                "  warning            no trusted keys: this job uses whatever any writer of the store \
+                 put there; set SGCACHE_TRUSTED_KEYS (see `sgcache keygen` and docs/remote.md#trust)"
             )?;
         }
     }
@@ -89,7 +109,8 @@ pub fn run(cfg: &Config) -> Result<ExitCode> {
         }
     }
     if let Some(rc) = &cfg.remote {
-        let result = sgcache_store::Remote::new(rc.clone())
+        let metrics = std::sync::Arc::new(sgcache_types::Metrics::default());
+        let result = sgcache_store::RemoteCache::new(rc.clone(), metrics)
             .map_err(anyhow::Error::from)
             .and_then(|remote| {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -115,7 +136,7 @@ pub fn run(cfg: &Config) -> Result<ExitCode> {
 fn local_probe(cfg: &Config) -> Result<()> {
     let disk = sgcache_disk::DiskCache::open(&cfg.dir)?;
     let data = b"sgcache doctor probe";
-    let out = sgcache_disk::sha256(data);
+    let out = sgcache_disk::OutputId::from(sgcache_disk::sha256(data));
     let mut pending = disk.begin_put(&out, data.len() as u64)?;
     pending.write_all(data)?;
     drop(pending); // aborted: the probe leaves nothing behind

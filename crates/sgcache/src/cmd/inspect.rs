@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use sgcache_buildid::{ExecFormat, Kind};
-use sgcache_disk::{Id, layout};
+use sgcache_disk::{ActionId, IndexEntry, layout};
 
 /// `sgcache inspect`.
 #[derive(clap::Args, Debug)]
@@ -38,9 +38,9 @@ pub struct InspectArgs {
 /// What we found out about one index entry.
 #[derive(Debug)]
 struct Report {
-    action_id: Id,
+    action_id: ActionId,
     /// The parsed index entry, or Go's reason for treating it as a miss.
-    entry: Result<sgcache_disk::Entry, String>,
+    entry: Result<IndexEntry, String>,
     /// Where the output is, if present with the recorded size.
     output: Option<PathBuf>,
     /// Whether the output is stored as an executable (`<out>-d/<name>`).
@@ -106,7 +106,7 @@ pub fn run(args: &InspectArgs, cache_dir: &Path) -> Result<ExitCode> {
 
 /// The action IDs whose hex starts with `prefix`, sorted. With two or more prefix digits
 /// only the one subdirectory is read.
-fn list_actions(dir: &Path, prefix: &str) -> std::io::Result<Vec<Id>> {
+fn list_actions(dir: &Path, prefix: &str) -> std::io::Result<Vec<ActionId>> {
     let subdirs: Vec<u8> = match u8::from_str_radix(prefix.get(..2).unwrap_or(""), 16) {
         Ok(b) => vec![b],
         Err(_) => (0..=255u8).collect(),
@@ -124,7 +124,7 @@ fn list_actions(dir: &Path, prefix: &str) -> std::io::Result<Vec<Id>> {
                 layout::parse_entry_name(name.as_encoded_bytes())
                 && name.as_encoded_bytes().starts_with(prefix.as_bytes())
             {
-                ids.push(id);
+                ids.push(ActionId::from(id));
             }
         }
     }
@@ -132,7 +132,7 @@ fn list_actions(dir: &Path, prefix: &str) -> std::io::Result<Vec<Id>> {
     Ok(ids)
 }
 
-fn inspect(dir: &Path, id: &Id) -> Report {
+fn inspect(dir: &Path, id: &ActionId) -> Report {
     let mut r = Report {
         action_id: *id,
         entry: Err(String::new()),
@@ -150,12 +150,12 @@ fn inspect(dir: &Path, id: &Id) -> Report {
     });
     r.entry = match read {
         Err(e) => Err(format!("reading `{}`: {e}", apath.display())),
-        Ok(_) => sgcache_disk::parse_entry(&buf, id).map_err(|m| m.to_string()),
+        Ok(_) => sgcache_disk::parse_index_entry(&buf, id).map_err(|m| m.to_string()),
     };
     let Ok(entry) = &r.entry else {
         return r;
     };
-    let dpath = layout::output_path(dir, &entry.output_id);
+    let dpath = layout::output_path(dir, &entry.output);
     let Ok(md) = std::fs::metadata(&dpath) else {
         return r;
     };
@@ -213,7 +213,7 @@ fn kind_label(r: &Report) -> &'static str {
 }
 
 fn write_detail(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    writeln!(out, "action id   {}", hex::encode(r.action_id))?;
+    writeln!(out, "action id   {}", r.action_id.hex())?;
     let e = match &r.entry {
         Ok(e) => e,
         Err(why) => {
@@ -223,7 +223,7 @@ fn write_detail(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             );
         }
     };
-    writeln!(out, "output id   {}", hex::encode(e.output_id))?;
+    writeln!(out, "output id   {}", e.output.hex())?;
     writeln!(
         out,
         "size        {} ({} bytes)",
@@ -278,7 +278,7 @@ fn write_detail(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
 }
 
 fn write_line(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    let a = hex::encode(&r.action_id[..8]);
+    let a = hex::encode(&r.action_id.as_bytes()[..8]);
     let Ok(e) = &r.entry else {
         return writeln!(out, "{a}  unusable index entry");
     };
@@ -287,7 +287,7 @@ fn write_line(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     write!(
         out,
         "{a}  {}  {size:>10}  {when}  {}",
-        hex::encode(&e.output_id[..8]),
+        hex::encode(&e.output.as_bytes()[..8]),
         kind_label(r)
     )?;
     if let Some(h) = &r.header {
@@ -302,14 +302,14 @@ fn write_line(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
 }
 
 fn to_json(r: &Report) -> serde_json::Value {
-    let mut v = serde_json::json!({ "action_id": hex::encode(r.action_id) });
+    let mut v = serde_json::json!({ "action_id": r.action_id.hex() });
     let m = v.as_object_mut().expect("object");
     match &r.entry {
         Err(why) => {
             m.insert("error".into(), why.clone().into());
         }
         Ok(e) => {
-            m.insert("output_id".into(), hex::encode(e.output_id).into());
+            m.insert("output_id".into(), e.output.hex().into());
             m.insert("size".into(), e.size.into());
             m.insert("time_nanos".into(), e.time_nanos.into());
             m.insert(

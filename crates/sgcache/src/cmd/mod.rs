@@ -3,5 +3,6 @@
 pub mod buildid;
 pub mod doctor;
 pub mod inspect;
+pub mod keygen;
 pub mod maintain;
 pub mod stats;

@@ -70,17 +70,23 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> Result<ExitCode> {
     };
     writeln!(
         out,
-        "this machine gets {} (hits {}, {:.1}%; misses {}), puts {} ({}), served {}",
+        "this machine gets {} (hits {}, {:.1}%, {} of them from the remote; misses {}), puts {} ({}), served {}",
         counters.gets,
         counters.hits,
         pct(counters.hits, counters.gets),
+        counters.hits_remote,
         counters.misses,
         counters.puts,
         size(counters.put_bytes),
-        size(counters.get_bytes),
+        size(counters.hit_bytes),
     )?;
-    for (k, v) in &counters.extra {
-        writeln!(out, "  {k:<22} {v:>8}")?;
+    for f in counters.nonzero() {
+        if !matches!(
+            f.name,
+            "gets" | "hits" | "hits_remote" | "misses" | "puts" | "put_bytes" | "hit_bytes"
+        ) {
+            writeln!(out, "  {:<28} {:>12}", f.name, f.value)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

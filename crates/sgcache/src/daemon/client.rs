@@ -11,18 +11,19 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sgcache_disk::{DiskCache, Entry, Id};
-use sgcache_store::{DrainReport, ManifestRecord};
+use sgcache_disk::DiskCache;
+use sgcache_store::DrainReport;
+use sgcache_tier::{Answer, Done, InProcess, RemoteWork, UsedActions};
+use sgcache_types::{ActionId, IndexEntry, Metrics};
 
 use super::socket::{self, Endpoint};
-use super::wire::{ClientMsg, DaemonMsg, UsedRecord, WIRE_VERSION, line};
+use super::wire::{ClientMsg, DaemonMsg, WIRE_VERSION, line};
 use crate::cli::DaemonMode;
 use crate::config::Config;
-use crate::tier::{Found, RemoteTier, Used, record};
 
 /// Connect plus hello: a daemon slower than this is treated as absent.
 const HELLO_TIMEOUT: Duration = Duration::from_millis(200);
@@ -32,28 +33,39 @@ const START_TIMEOUT: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(50);
 /// Writes to the daemon: a wedged daemon with a full socket buffer must not hang us.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
-/// Slack added to the remote timeout for a lookup's answer.
+/// Slack added to the remote's first-byte and stall time limits for a lookup's answer.
 const LOOKUP_SLACK: Duration = Duration::from_secs(2);
 /// Upload acknowledgements (and the answer to `bye`) are immediate in a healthy daemon.
 const ACK_DEADLINE: Duration = Duration::from_secs(2);
 /// Used actions are sent in batches of this many.
 const USED_BATCH: usize = 512;
 
-type Done = Box<dyn FnOnce(Found) + Send>;
-
 struct PendingLookup {
-    action: Id,
+    action: ActionId,
     since: Instant,
     done: Done,
 }
 
 struct PendingUpload {
-    action: Id,
-    out: Id,
-    size: u64,
-    time_nanos: i64,
+    entry: IndexEntry,
     path: PathBuf,
     since: Instant,
+}
+
+/// The actions this run used, and how many of them the daemon was sent.
+#[derive(Default)]
+struct UsedBatch {
+    used: UsedActions,
+    sent: usize,
+}
+
+impl UsedBatch {
+    /// The entries not sent yet, marking them sent.
+    fn take_unsent(&mut self) -> Vec<IndexEntry> {
+        let from = self.sent;
+        self.sent = self.used.len();
+        self.used.entries()[from..].to_vec()
+    }
 }
 
 #[derive(Default)]
@@ -64,13 +76,6 @@ struct State {
     bye_acked: bool,
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    lookups: AtomicU64,
-    found: AtomicU64,
-    uploads: AtomicU64,
-}
-
 struct Inner {
     cfg: Config,
     disk: Arc<DiskCache>,
@@ -79,11 +84,10 @@ struct Inner {
     broken: AtomicBool,
     state: Mutex<State>,
     cv: Condvar,
-    /// Every action this run used, and how many of them the daemon was sent.
-    used: Mutex<(Used, usize)>,
-    fallback: OnceLock<Option<RemoteTier>>,
+    used: Mutex<UsedBatch>,
+    fallback: OnceLock<Option<InProcess>>,
     lookup_deadline: Duration,
-    counts: Counts,
+    metrics: Arc<Metrics>,
 }
 
 /// Remote work handed to the shared daemon, with in-process fallback.
@@ -109,7 +113,11 @@ impl DaemonClient {
     /// Connects to the daemon for `cfg` (starting one with `SGCACHE_DAEMON=auto`). `None`
     /// when daemons are off, there is no remote, or no daemon answered the hello in time:
     /// the caller then serves in-process.
-    pub fn connect(cfg: &Config, disk: Arc<DiskCache>) -> Option<DaemonClient> {
+    pub fn connect(
+        cfg: &Config,
+        disk: Arc<DiskCache>,
+        metrics: Arc<Metrics>,
+    ) -> Option<DaemonClient> {
         let key = cfg.daemon_key?;
         if cfg.daemon == DaemonMode::Off {
             return None;
@@ -130,7 +138,9 @@ impl DaemonClient {
             Err(_) => return None,
         };
         match hello(cfg, &key, stream) {
-            Ok((pid, reader, writer)) => Some(DaemonClient::start(cfg, disk, pid, reader, writer)),
+            Ok((pid, reader, writer)) => {
+                Some(DaemonClient::start(cfg, disk, metrics, pid, reader, writer))
+            }
             Err(why) => {
                 tracing::debug!(
                     "daemon on `{}`: {why}; serving in-process",
@@ -144,14 +154,13 @@ impl DaemonClient {
     fn start(
         cfg: &Config,
         disk: Arc<DiskCache>,
+        metrics: Arc<Metrics>,
         pid: u32,
         reader: BufReader<UnixStream>,
         writer: UnixStream,
     ) -> DaemonClient {
-        let op_timeout = cfg
-            .remote
-            .as_ref()
-            .map_or(Duration::from_secs(5), |r| r.op_timeout);
+        // A daemon is only used with a remote (its configuration hash needs one).
+        let remote = cfg.remote.as_ref().expect("a daemon client has a remote");
         let inner = Arc::new(Inner {
             cfg: cfg.clone(),
             disk,
@@ -162,8 +171,8 @@ impl DaemonClient {
             cv: Condvar::new(),
             used: Mutex::new(Default::default()),
             fallback: OnceLock::new(),
-            lookup_deadline: op_timeout + LOOKUP_SLACK,
-            counts: Counts::default(),
+            lookup_deadline: remote.first_byte_timeout + remote.stall_timeout + LOOKUP_SLACK,
+            metrics,
         });
         let i2 = inner.clone();
         let handle = std::thread::Builder::new()
@@ -181,10 +190,12 @@ impl DaemonClient {
             reader: Mutex::new(reader),
         }
     }
+}
 
+impl RemoteWork for DaemonClient {
     /// Looks `action` up through the daemon; `done` gets the entry as re-read from the
     /// local tier.
-    pub fn lookup(&self, action: Id, done: Done) {
+    fn lookup(&self, action: ActionId, done: Done) -> Answer {
         let i = &self.inner;
         let id = {
             let mut st = lock(&i.state);
@@ -204,67 +215,51 @@ impl DaemonClient {
             );
             id
         };
-        i.counts.lookups.fetch_add(1, Ordering::Relaxed);
-        i.send(&ClientMsg::Lookup {
-            id,
-            action: hex::encode(action),
-        });
+        i.metrics.daemon_lookups.inc();
+        i.send(&ClientMsg::Lookup { id, action });
+        Answer::Later
     }
 
     /// Records a used action and its entry (sent to the daemon in batches).
-    pub fn note_used(&self, action: Id, entry: &Entry) {
-        self.inner.note_used(record(action, entry));
+    fn note_used(&self, entry: &IndexEntry) {
+        self.inner.note_used(*entry);
     }
 
     /// Hands an upload to the daemon (it reads the output from the local tier).
-    pub fn upload(&self, action: Id, out: Id, size: u64, time_nanos: i64, path: PathBuf) {
+    fn upload(&self, entry: IndexEntry, path: PathBuf) {
         let i = &self.inner;
-        let job = PendingUpload {
-            action,
-            out,
-            size,
-            time_nanos,
-            path,
-            since: Instant::now(),
-        };
         let id = {
             let mut st = lock(&i.state);
             if i.broken.load(Ordering::SeqCst) {
                 drop(st);
                 if let Some(t) = i.fallback() {
-                    t.upload(action, out, size, time_nanos, job.path);
+                    t.upload(entry, path);
                 }
                 return;
             }
             st.next_id += 1;
             let id = st.next_id;
-            st.uploads.insert(id, job);
+            st.uploads.insert(
+                id,
+                PendingUpload {
+                    entry,
+                    path,
+                    since: Instant::now(),
+                },
+            );
             id
         };
-        i.send(&ClientMsg::Upload {
-            id,
-            action: hex::encode(action),
-            output: hex::encode(out),
-            size,
-            time: time_nanos,
-        });
+        i.send(&ClientMsg::Upload { id, entry });
     }
 
     /// End of the run: sends the last used actions and `bye`, and waits (briefly) until the
     /// daemon has acknowledged every upload. The daemon delivers them after we exit. If the
     /// daemon failed during the run, the in-process fallback finishes its own work here.
-    pub fn finish(&self) -> DrainReport {
+    fn finish(&self) -> DrainReport {
         let i = &self.inner;
-        let rest = {
-            let mut u = lock(&i.used);
-            let from = u.1;
-            u.1 = u.0.0.len();
-            u.0.0[from..].to_vec()
-        };
+        let rest = lock(&i.used).take_unsent();
         if !rest.is_empty() {
-            i.send(&ClientMsg::Used {
-                records: rest.iter().map(UsedRecord::new).collect(),
-            });
+            i.send(&ClientMsg::Used { entries: rest });
         }
         i.send(&ClientMsg::Bye);
         let deadline = Instant::now() + ACK_DEADLINE;
@@ -304,28 +299,8 @@ impl DaemonClient {
         }
     }
 
-    /// Counters: this client's daemon traffic, then the fallback's, if it was needed.
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        let c = &self.inner.counts;
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let fell_back = matches!(self.inner.fallback.get(), Some(Some(_)));
-        let mut v = vec![
-            ("daemon_lookups", l(&c.lookups)),
-            ("daemon_found", l(&c.found)),
-            ("daemon_uploads", l(&c.uploads)),
-            (
-                "daemon_fallback",
-                u64::from(self.inner.broken.load(Ordering::Relaxed)),
-            ),
-        ];
-        if fell_back && let Some(Some(t)) = self.inner.fallback.get() {
-            v.extend(t.counters());
-        }
-        v
-    }
-
     /// For the summary line.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         if self.inner.broken.load(Ordering::Relaxed) {
             format!("daemon pid {}, then in-process", self.inner.pid)
         } else {
@@ -353,49 +328,44 @@ impl Inner {
         }
     }
 
-    fn note_used(&self, r: ManifestRecord) {
+    fn note_used(&self, e: IndexEntry) {
         let batch = {
             let mut u = lock(&self.used);
-            if !u.0.1.insert(r.action) {
+            if !u.used.note(e) {
                 return;
             }
-            u.0.0.push(r);
             if self.broken.load(Ordering::SeqCst) {
                 drop(u);
                 if let Some(Some(t)) = self.fallback.get() {
-                    t.note_record(r);
+                    t.note_used(&e);
                 }
                 return;
             }
-            if u.0.0.len() - u.1 < USED_BATCH {
+            if u.used.len() - u.sent < USED_BATCH {
                 return;
             }
-            let from = u.1;
-            u.1 = u.0.0.len();
-            u.0.0[from..].to_vec()
+            u.take_unsent()
         };
-        self.send(&ClientMsg::Used {
-            records: batch.iter().map(UsedRecord::new).collect(),
-        });
+        self.send(&ClientMsg::Used { entries: batch });
     }
 
     /// The in-process tier, created on first need and told what this run used so far.
-    fn fallback(&self) -> Option<&RemoteTier> {
+    fn fallback(&self) -> Option<&InProcess> {
         self.fallback
             .get_or_init(|| {
-                let t = crate::tier::in_process(&self.cfg, self.disk.clone())?;
-                for r in &lock(&self.used).0.0 {
-                    t.note_record(*r);
+                let t = crate::remote::in_process(&self.cfg, self.disk.clone(), &self.metrics)?;
+                for e in lock(&self.used).used.entries() {
+                    t.note_used(e);
                 }
                 Some(t)
             })
             .as_ref()
     }
 
-    fn fallback_lookup(&self, action: Id, done: Done) {
+    fn fallback_lookup(&self, action: ActionId, done: Done) -> Answer {
         match self.fallback() {
             Some(t) => t.lookup(action, done),
-            None => done(None),
+            None => Answer::Now(None),
         }
     }
 
@@ -413,6 +383,7 @@ impl Inner {
             )
         };
         self.cv.notify_all();
+        self.metrics.daemon_fallbacks.inc();
         if let Some(s) = lock(&self.writer).take() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
@@ -421,13 +392,26 @@ impl Inner {
             self.pid
         );
         for (_, l) in lookups {
-            self.fallback_lookup(l.action, l.done);
+            let PendingLookup { action, done, .. } = l;
+            // A fallback that answers at once hands the answer back here.
+            let slot: Arc<Mutex<Option<Done>>> = Arc::new(Mutex::new(Some(done)));
+            let s2 = slot.clone();
+            let relay: Done = Box::new(move |found| {
+                if let Some(d) = lock(&s2).take() {
+                    d(found);
+                }
+            });
+            if let Answer::Now(found) = self.fallback_lookup(action, relay)
+                && let Some(d) = lock(&slot).take()
+            {
+                d(found);
+            }
         }
         if !uploads.is_empty()
             && let Some(t) = self.fallback()
         {
             for (_, u) in uploads {
-                t.upload(u.action, u.out, u.size, u.time_nanos, u.path);
+                t.upload(u.entry, u.path);
             }
         }
     }
@@ -446,8 +430,8 @@ impl Inner {
                     None
                 };
                 if let Some((e, _)) = &entry {
-                    self.counts.found.fetch_add(1, Ordering::Relaxed);
-                    self.note_used(record(l.action, e));
+                    self.metrics.daemon_found.inc();
+                    self.note_used(*e);
                 }
                 (l.done)(entry);
                 self.cv.notify_all();
@@ -456,7 +440,7 @@ impl Inner {
             DaemonMsg::Queued { id, ok } => {
                 let mut st = lock(&self.state);
                 if st.uploads.remove(&id).is_some() && ok {
-                    self.counts.uploads.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.daemon_uploads.inc();
                 }
                 if st.uploads.is_empty() {
                     self.cv.notify_all();
@@ -480,7 +464,7 @@ impl Inner {
             .values()
             .any(|l| l.since.elapsed() > self.lookup_deadline)
         {
-            return Some("a lookup got no answer within SGCACHE_REMOTE_TIMEOUT + 2s");
+            return Some("a lookup got no answer within the remote's time limits + 2s");
         }
         if st
             .uploads
@@ -553,7 +537,7 @@ fn hello(
     w.write_all(&line(&ClientMsg::Hello {
         version: WIRE_VERSION,
         config: hex::encode(key),
-        manifest: Some(hex::encode(cfg.manifest)),
+        manifest: Some(hex::encode(cfg.manifest.0)),
         prefetch: cfg.prefetch,
         pid: std::process::id(),
     }))

@@ -16,54 +16,49 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use sgcache_disk::{DiskCache, Id};
-use sgcache_store::{Manifest, Remote};
+use sgcache_disk::DiskCache;
+use sgcache_store::layers::BreakerPosition;
+use sgcache_store::{ManifestName, RemoteCache, UploadJob, UploadQueue};
+use sgcache_tier::{Fetcher, Session, UsedActions};
+use sgcache_types::{Counter, IndexEntry, Metrics};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
 
 use super::Error;
 use super::socket::{self, LifetimeLock};
-use super::wire::{ClientMsg, DaemonMsg, DaemonStatus, WIRE_VERSION, line, parse_id};
+use super::wire::{ClientMsg, DaemonMsg, DaemonStatus, WIRE_VERSION, line, parse_hex32};
 use crate::cli::DaemonArgs;
 use crate::config::Config;
-use crate::tier::{Fetcher, PrefetchCounts, Used, merge_manifest, note, store_manifest};
 
 /// A client that has connected must say hello within this.
 const HELLO_WAIT: Duration = Duration::from_secs(5);
-
-/// Per build context (manifest name): what prefetch loaded, and prefetch itself.
-#[derive(Debug, Default)]
-struct Context {
-    previous: Arc<Mutex<Manifest>>,
-    loaded: AtomicBool,
-    prefetch: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    counts: Arc<PrefetchCounts>,
-    /// Serializes manifest writes of one context, so each merges with the last.
-    write: tokio::sync::Mutex<()>,
-}
 
 #[derive(Debug)]
 struct Daemon {
     key: [u8; 32],
     fetcher: Fetcher,
+    uploads: UploadQueue,
+    metrics: Arc<Metrics>,
+    rt: tokio::runtime::Handle,
     started: Instant,
     idle: Duration,
     clients_now: AtomicU64,
-    clients_total: AtomicU64,
-    lookups: AtomicU64,
-    found: AtomicU64,
-    uploads_queued: AtomicU64,
-    uploads_refused: AtomicU64,
-    manifests_stored: AtomicU64,
+    // For `--status`: what the daemon did for its clients.
+    lookups: Counter,
+    found: Counter,
+    uploads_queued: Counter,
+    uploads_refused: Counter,
+    /// Manifest stores running (the daemon does not exit idle while one runs).
     manifest_writes: AtomicU64,
     last_client: Mutex<Instant>,
-    contexts: Mutex<HashMap<Id, Arc<Context>>>,
+    /// One session per build context, for the daemon's life.
+    sessions: Mutex<HashMap<ManifestName, Arc<Session>>>,
     stop: Notify,
 }
 
@@ -103,23 +98,25 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
     let disk = DiskCache::open(&cfg.dir)
         .with_context(|| format!("opening the local cache `{}`", cfg.dir.display()))?;
     let disk = Arc::new(disk);
-    let remote = Remote::new(rc).context("configuring the remote")?;
-    let rt = crate::tier::runtime("sgcache-daemon").context("starting the runtime")?;
+    let metrics = Arc::new(Metrics::default());
+    let remote = RemoteCache::new(rc, metrics.clone()).context("configuring the remote")?;
+    let rt = sgcache_tier::runtime("sgcache-daemon").context("starting the runtime")?;
     let d = Arc::new(Daemon {
         key,
-        fetcher: Fetcher::new(remote, disk.clone()),
+        fetcher: Fetcher::new(remote.clone(), disk.clone()),
+        uploads: UploadQueue::start(remote, rt.handle()),
+        metrics: metrics.clone(),
+        rt: rt.handle().clone(),
         started: Instant::now(),
         idle: cfg.daemon_idle,
         clients_now: AtomicU64::new(0),
-        clients_total: AtomicU64::new(0),
-        lookups: AtomicU64::new(0),
-        found: AtomicU64::new(0),
-        uploads_queued: AtomicU64::new(0),
-        uploads_refused: AtomicU64::new(0),
-        manifests_stored: AtomicU64::new(0),
+        lookups: Counter::default(),
+        found: Counter::default(),
+        uploads_queued: Counter::default(),
+        uploads_refused: Counter::default(),
         manifest_writes: AtomicU64::new(0),
         last_client: Mutex::new(Instant::now()),
-        contexts: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
         stop: Notify::new(),
     });
     let sock = ep.sock.clone();
@@ -174,20 +171,19 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
         // New clients go elsewhere from here on; what was queued is still delivered.
         drop(listener);
         let _ = std::fs::remove_file(&sock);
-        let deadline = Instant::now() + d.fetcher.remote().config().upload_deadline;
-        while d.manifest_writes.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        let deadline = d.fetcher.remote().config().upload_deadline;
+        let until = Instant::now() + deadline;
+        while d.manifest_writes.load(Ordering::SeqCst) > 0 && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let report = d.fetcher.remote().drain().await;
+        let left = until.saturating_duration_since(Instant::now());
+        let report = d.uploads.drain(left.max(Duration::from_millis(1))).await;
         tracing::info!("daemon exiting: {report:?}");
         anyhow::Ok(())
     })?;
-    let mut counters = sgcache_disk::Counters::default();
-    for (name, n) in d.fetcher.remote().counters() {
-        counters.add_extra(name, n);
-    }
-    counters.add_extra("daemon_clients", d.clients_total.load(Ordering::Relaxed));
-    if let Err(e) = sgcache_disk::add_counters(disk.dir(), &counters) {
+    let mut snapshot = metrics.snapshot();
+    snapshot.daemon_clients = d.metrics.daemon_clients.get();
+    if let Err(e) = sgcache_disk::add_counters(disk.dir(), &snapshot) {
         tracing::debug!("saving stats: {e}");
     }
     Ok(ExitCode::SUCCESS)
@@ -270,100 +266,86 @@ impl Daemon {
     fn is_idle(&self) -> bool {
         self.clients_now.load(Ordering::SeqCst) == 0
             && lock(&self.last_client).elapsed() >= self.idle
-            && self.fetcher.remote().pending_uploads() == 0
+            && self.uploads.pending() == 0
             && self.manifest_writes.load(Ordering::SeqCst) == 0
+            && !lock(&self.sessions).values().any(|s| s.is_prefetching())
     }
 
     fn status(&self) -> DaemonStatus {
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let breaker = match self.fetcher.remote().breaker().position() {
+            BreakerPosition::Closed => "closed",
+            BreakerPosition::Open => "open",
+            BreakerPosition::HalfOpen => "half-open",
+        };
         DaemonStatus {
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
-            clients_now: l(&self.clients_now),
-            clients_total: l(&self.clients_total),
-            lookups: l(&self.lookups),
-            lookups_found: l(&self.found),
-            uploads_queued: l(&self.uploads_queued),
-            uploads_refused: l(&self.uploads_refused),
-            uploads_pending: self.fetcher.remote().pending_uploads(),
-            manifests_stored: l(&self.manifests_stored),
-            remote: self
-                .fetcher
-                .remote()
-                .counters()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            clients_now: self.clients_now.load(Ordering::Relaxed),
+            lookups: self.lookups.get(),
+            lookups_found: self.found.get(),
+            uploads_queued: self.uploads_queued.get(),
+            uploads_refused: self.uploads_refused.get(),
+            uploads_pending: self.uploads.pending(),
+            contexts: lock(&self.sessions).len() as u64,
+            breaker: breaker.into(),
+            metrics: self.metrics.snapshot(),
         }
     }
 
-    /// The context `name`, starting its prefetch if asked and none is running.
-    fn context(&self, name: Id, prefetch: bool) -> Arc<Context> {
-        let ctx = lock(&self.contexts).entry(name).or_default().clone();
+    /// The session of build context `name`, starting its prefetch if asked and none runs.
+    fn session(&self, name: ManifestName, prefetch: bool) -> Arc<Session> {
+        let s = lock(&self.sessions)
+            .entry(name)
+            .or_insert_with(|| Session::new(self.fetcher.clone(), name))
+            .clone();
         if prefetch {
-            let mut p = lock(&ctx.prefetch);
-            if p.as_ref().is_none_or(|t| t.is_finished()) {
-                let (fetcher, previous) = (self.fetcher.clone(), ctx.previous.clone());
-                let counts = ctx.counts.clone();
-                ctx.loaded.store(true, Ordering::SeqCst);
-                *p = Some(tokio::spawn(async move {
-                    fetcher.prefetch(name, previous, counts).await
-                }));
-            }
+            s.start_prefetch(&self.rt);
         }
-        ctx
+        s
     }
 
     /// Checks an upload job against the local tier and queues it.
-    fn queue_upload(&self, action: Id, out: Id, size: u64, time: i64) -> bool {
+    fn queue_upload(&self, e: IndexEntry) -> bool {
         let disk: &DiskCache = self.fetcher.disk();
         let matches =
-            matches!(disk.get(&action), Ok(Some(e)) if e.output_id == out && e.size == size);
+            matches!(disk.get(&e.action), Ok(Some(l)) if l.output == e.output && l.size == e.size);
         let path = if matches {
-            disk.find_output(&out, size)
+            disk.find_output(&e.output, e.size)
         } else {
             None
         };
         let Some(path) = path else {
-            self.uploads_refused.fetch_add(1, Ordering::Relaxed);
+            self.uploads_refused.inc();
             return false;
         };
-        self.fetcher
-            .remote()
-            .enqueue_upload(action, out, size, time, path);
-        self.uploads_queued.fetch_add(1, Ordering::Relaxed);
-        true
+        let heal = self.fetcher.on_put(&e);
+        match self.uploads.enqueue(UploadJob {
+            entry: e,
+            path,
+            heal,
+        }) {
+            Ok(()) | Err(sgcache_store::Refused::ReadOnly) => {
+                self.uploads_queued.inc();
+                true
+            }
+            Err(why) => {
+                tracing::debug!("upload of {} not queued: {why}", e.action.short());
+                self.uploads_refused.inc();
+                false
+            }
+        }
     }
 
-    /// Stores the manifest of one finished run in the background (merged with the
-    /// context's previous one, which then becomes this merge).
-    fn store_manifest(self: &Arc<Self>, name: Id, ctx: Arc<Context>, used: Used) {
-        if used.0.is_empty() {
+    /// Stores the manifest of one finished run in the background.
+    fn store_manifest(self: &Arc<Self>, session: Arc<Session>, used: UsedActions) {
+        if used.is_empty() {
             return;
         }
         self.manifest_writes.fetch_add(1, Ordering::SeqCst);
         let d = self.clone();
         tokio::spawn(async move {
-            let _serial = ctx.write.lock().await;
-            let remote = d.fetcher.remote();
-            if !ctx.loaded.swap(true, Ordering::SeqCst) {
-                let m = remote.get_manifest(&name).await;
-                let mut p = lock(&ctx.previous);
-                if p.records.is_empty() {
-                    *p = m;
-                }
-            }
-            let previous = lock(&ctx.previous).clone();
-            let list = merge_manifest(&used, &previous.records, ctx.counts.repack());
-            if !list.is_empty() {
-                let stored = store_manifest(remote, d.fetcher.disk(), &name, list, &previous).await;
-                if stored.packs != previous.packs {
-                    // Packs rebuilt: missing ones no longer listed.
-                    ctx.counts.packs_missing.store(0, Ordering::Relaxed);
-                }
-                *lock(&ctx.previous) = stored;
-                d.manifests_stored.fetch_add(1, Ordering::Relaxed);
-            }
+            let deadline = d.fetcher.remote().config().upload_deadline;
+            session.store_run(&used, deadline).await;
             d.manifest_writes.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -407,7 +389,7 @@ impl Daemon {
             return;
         }
         self.clients_now.fetch_add(1, Ordering::SeqCst);
-        self.clients_total.fetch_add(1, Ordering::Relaxed);
+        self.metrics.daemon_clients.inc();
 
         // One writer per connection; answers are coalesced into one write when several
         // are ready.
@@ -426,11 +408,11 @@ impl Daemon {
             }
         });
 
-        let ctx = manifest
+        let session = manifest
             .as_deref()
-            .and_then(parse_id)
-            .map(|name| (name, self.context(name, prefetch)));
-        let used: Arc<Mutex<Used>> = Arc::default();
+            .and_then(parse_hex32)
+            .map(|name| self.session(ManifestName(name), prefetch));
+        let mut used = UsedActions::default();
         let mut stop_asked = false;
         loop {
             let msg = match lines.next_line().await {
@@ -445,48 +427,35 @@ impl Daemon {
             };
             match msg {
                 ClientMsg::Lookup { id, action } => {
-                    self.lookups.fetch_add(1, Ordering::Relaxed);
+                    self.lookups.inc();
                     let (d, tx) = (self.clone(), tx.clone());
                     tokio::spawn(async move {
-                        let found = match parse_id(&action) {
-                            Some(a) => d.fetcher.lookup(a).await.is_some(),
-                            None => false,
-                        };
+                        let found = d.fetcher.lookup(action).await.is_some();
                         if found {
-                            d.found.fetch_add(1, Ordering::Relaxed);
+                            d.found.inc();
                         }
                         let _ = tx.send(DaemonMsg::Found { id, found });
                     });
                 }
-                ClientMsg::Upload {
-                    id,
-                    action,
-                    output,
-                    size,
-                    time,
-                } => {
-                    let ok = match (parse_id(&action), parse_id(&output)) {
-                        (Some(a), Some(o)) => self.queue_upload(a, o, size, time),
-                        _ => false,
-                    };
+                ClientMsg::Upload { id, entry } => {
+                    let ok = self.queue_upload(entry);
                     let _ = tx.send(DaemonMsg::Queued { id, ok });
                 }
-                ClientMsg::Used { records } => {
-                    for r in records.iter().filter_map(|r| r.record()) {
-                        note(&used, r);
+                ClientMsg::Used { entries } => {
+                    for e in entries {
+                        used.note(e);
                     }
                 }
                 ClientMsg::Bye => {
-                    if let Some((name, ctx)) = &ctx {
-                        let used = std::mem::take(&mut *lock(&used));
-                        self.store_manifest(*name, ctx.clone(), used);
+                    if let Some(s) = &session {
+                        self.store_manifest(s.clone(), std::mem::take(&mut used));
                     }
                     let _ = tx.send(DaemonMsg::Bye);
                     break;
                 }
                 ClientMsg::Status => {
                     let _ = tx.send(DaemonMsg::Status {
-                        status: self.status(),
+                        status: Box::new(self.status()),
                     });
                 }
                 ClientMsg::Stop => {

@@ -5,74 +5,35 @@
 //! After that, lookups and uploads carry a client-chosen request id and their answers may
 //! come back in any order. Nothing on this socket is trusted to name a file: a `found`
 //! answer only tells the client to read the entry from the local tier itself, and an upload
-//! names ids that the daemon resolves (and checks) in the local tier.
+//! names ids that the daemon resolves (and checks) in the local tier. Ids travel as 64 hex
+//! digits; an index entry as `{"action","output","size","time"}`.
 
 use serde::{Deserialize, Serialize};
+use sgcache_types::{ActionId, IndexEntry, MetricsSnapshot};
 
 /// Bumped whenever a message changes meaning; a daemon refuses other versions.
-pub const WIRE_VERSION: u32 = 2;
-
-/// A 32-byte id as 64 hex digits.
-pub type HexId = String;
-
-/// One used action and its entry: a manifest record on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsedRecord {
-    pub action: HexId,
-    pub output: HexId,
-    pub size: u64,
-    pub time: i64,
-}
-
-impl UsedRecord {
-    /// The wire form of a manifest record.
-    pub fn new(r: &sgcache_store::ManifestRecord) -> UsedRecord {
-        UsedRecord {
-            action: hex::encode(r.action),
-            output: hex::encode(r.entry.output_id),
-            size: r.entry.size,
-            time: r.entry.time_nanos,
-        }
-    }
-
-    /// Back to a manifest record; `None` if an id is malformed.
-    pub fn record(&self) -> Option<sgcache_store::ManifestRecord> {
-        Some(sgcache_store::ManifestRecord {
-            action: parse_id(&self.action)?,
-            entry: sgcache_store::RemoteEntry {
-                output_id: parse_id(&self.output)?,
-                size: self.size,
-                time_nanos: self.time,
-            },
-        })
-    }
-}
+pub const WIRE_VERSION: u32 = 3;
 
 /// Client → daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ClientMsg {
-    /// First message. `manifest` names the build context (for prefetch and the manifest).
+    /// First message. `manifest` names the build context (64 hex digits) for prefetch and
+    /// the manifest.
     Hello {
         version: u32,
-        config: HexId,
-        manifest: Option<HexId>,
+        config: String,
+        manifest: Option<String>,
         prefetch: bool,
         pid: u32,
     },
     /// Fetch `action` into the local tier; answered by [`DaemonMsg::Found`].
-    Lookup { id: u64, action: HexId },
-    /// Upload the local entry `action → output`; answered by [`DaemonMsg::Queued`] once the
-    /// job is in the daemon's queue.
-    Upload {
-        id: u64,
-        action: HexId,
-        output: HexId,
-        size: u64,
-        time: i64,
-    },
-    /// Actions this run used, in order of first use, with what they produced (batched).
-    Used { records: Vec<UsedRecord> },
+    Lookup { id: u64, action: ActionId },
+    /// Upload the local entry; answered by [`DaemonMsg::Queued`] once the job is in the
+    /// daemon's queue.
+    Upload { id: u64, entry: IndexEntry },
+    /// Entries this run used, in order of first use (batched).
+    Used { entries: Vec<IndexEntry> },
     /// End of the run: store the manifest; answered by [`DaemonMsg::Bye`].
     Bye,
     /// `sgcache daemon --status`.
@@ -92,12 +53,12 @@ pub enum DaemonMsg {
     /// Answer to a lookup: whether the entry is now in the local tier.
     Found { id: u64, found: bool },
     /// Answer to an upload: queued (`ok`), or refused because the local tier does not hold
-    /// that entry.
+    /// that entry (or the queue refused it).
     Queued { id: u64, ok: bool },
     /// Answer to `bye`.
     Bye,
     /// Answer to `status`.
-    Status { status: DaemonStatus },
+    Status { status: Box<DaemonStatus> },
     /// Answer to `stop`.
     Stopping,
 }
@@ -108,18 +69,21 @@ pub struct DaemonStatus {
     pub pid: u32,
     pub uptime_ms: u64,
     pub clients_now: u64,
-    pub clients_total: u64,
     pub lookups: u64,
     pub lookups_found: u64,
     pub uploads_queued: u64,
     pub uploads_refused: u64,
     pub uploads_pending: u64,
-    pub manifests_stored: u64,
-    pub remote: std::collections::BTreeMap<String, u64>,
+    /// Build contexts with a session in this daemon.
+    pub contexts: u64,
+    /// The circuit breaker: `closed`, `open` or `half-open`.
+    pub breaker: String,
+    /// Every counter of the daemon (its remote traffic, prefetch, uploads).
+    pub metrics: MetricsSnapshot,
 }
 
-/// Parses a hex id.
-pub fn parse_id(s: &str) -> Option<[u8; 32]> {
+/// Parses a 64-hex-digit name.
+pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     let mut id = [0u8; 32];
     hex::decode_to_slice(s, &mut id).ok()?;
     Some(id)
@@ -140,15 +104,20 @@ mod tests {
     fn round_trip_and_shape() {
         let m = ClientMsg::Lookup {
             id: 7,
-            action: "ab".repeat(32),
+            action: ActionId::from_bytes([0xab; 32]),
         };
         let l = line(&m);
-        assert!(l.starts_with(br#"{"op":"lookup","id":7,"#), "{l:?}");
+        assert!(
+            l.starts_with(br#"{"op":"lookup","id":7,"action":"abab"#),
+            "{l:?}"
+        );
         assert_eq!(serde_json::from_slice::<ClientMsg>(&l).unwrap(), m);
         let d: DaemonMsg = serde_json::from_str(r#"{"op":"found","id":3,"found":true}"#).unwrap();
         assert_eq!(d, DaemonMsg::Found { id: 3, found: true });
         assert!(serde_json::from_str::<ClientMsg>(r#"{"op":"format_disk"}"#).is_err());
-        assert_eq!(parse_id(&"0f".repeat(32)), Some([0x0f; 32]));
-        assert_eq!(parse_id("zz"), None);
+        let bad = r#"{"op":"lookup","id":1,"action":"zz"}"#;
+        assert!(serde_json::from_str::<ClientMsg>(bad).is_err());
+        assert_eq!(parse_hex32(&"0f".repeat(32)), Some([0x0f; 32]));
+        assert_eq!(parse_hex32("zz"), None);
     }
 }

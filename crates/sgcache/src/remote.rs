@@ -1,0 +1,57 @@
+//! Where a serving sgcache does its remote work: nowhere (no remote), through the shared
+//! daemon, or in this process. The choice is made once, at start; the serve loop only sees
+//! the [`RemoteWork`] it gets.
+
+use std::sync::Arc;
+
+use sgcache_disk::DiskCache;
+use sgcache_store::RemoteCache;
+use sgcache_tier::{InProcess, LocalOnly, RemoteWork, TierConfig};
+use sgcache_types::Metrics;
+
+use crate::config::Config;
+use crate::daemon::DaemonClient;
+
+/// The remote work for one serving run: the daemon's when one answers for this
+/// configuration, else in-process, else (no remote, or one that cannot be set up: said
+/// once) local only.
+pub fn remote_work(
+    cfg: &Config,
+    disk: Arc<DiskCache>,
+    metrics: &Arc<Metrics>,
+) -> Box<dyn RemoteWork> {
+    if cfg.remote.is_none() {
+        return Box::new(LocalOnly);
+    }
+    if let Some(d) = DaemonClient::connect(cfg, disk.clone(), metrics.clone()) {
+        return Box::new(d);
+    }
+    match in_process(cfg, disk, metrics) {
+        Some(t) => Box::new(t),
+        None => Box::new(LocalOnly),
+    }
+}
+
+/// The in-process remote work for `cfg`, or `None` without a remote or when the remote
+/// cannot be set up (said once; the build then runs on the local tier alone).
+pub fn in_process(cfg: &Config, disk: Arc<DiskCache>, metrics: &Arc<Metrics>) -> Option<InProcess> {
+    let rc = cfg.remote.as_ref()?;
+    let remote = match RemoteCache::new(rc.clone(), metrics.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("remote disabled: {e}");
+            return None;
+        }
+    };
+    let tier = TierConfig {
+        manifest: Some(cfg.manifest),
+        prefetch: cfg.prefetch,
+    };
+    match InProcess::start(remote, disk, tier) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!("remote disabled: starting its runtime: {e}");
+            None
+        }
+    }
+}
