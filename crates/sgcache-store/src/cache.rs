@@ -77,15 +77,15 @@ pub enum Check {
 }
 
 #[derive(Debug)]
-struct Inner {
-    cfg: RemoteConfig,
-    store: Arc<dyn Store>,
-    layout: Layout,
-    caps: Capabilities,
-    breaker: Arc<BreakerState>,
-    metrics: Arc<Metrics>,
-    trust: Trust,
-    label: String,
+pub(crate) struct Inner {
+    pub(crate) cfg: RemoteConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) layout: Layout,
+    pub(crate) caps: Capabilities,
+    pub(crate) breaker: Arc<BreakerState>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) trust: Trust,
+    pub(crate) label: String,
 }
 
 /// The remote cache. Cheap to clone; construction does no network I/O.
@@ -162,7 +162,7 @@ impl RemoteCache {
         })
     }
 
-    fn s(&self) -> &Inner {
+    pub(crate) fn s(&self) -> &Inner {
         &self.inner
     }
 
@@ -207,7 +207,7 @@ impl RemoteCache {
         self.s().cfg.mode != Mode::ReadOnly
     }
 
-    fn reject(&self, what: &str, key: &str, why: EntryRejection) {
+    pub(crate) fn reject(&self, what: &str, key: &str, why: EntryRejection) {
         if why.is_rejection() {
             self.s().metrics.remote_rejected_entries.inc();
             tracing::debug!(key, ?why, "remote: {what} ignored");
@@ -246,7 +246,11 @@ impl RemoteCache {
         Lookup::Missing
     }
 
-    async fn get_small(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn get_small(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         match self.s().store.get(key).await? {
             None => Ok(None),
             Some(stream) => read_all(stream, key, limit).await.map(Some),
@@ -531,14 +535,14 @@ impl RemoteCache {
 }
 
 impl Inner {
-    fn ac_key(&self, ns: &str, action: &ActionId) -> String {
+    pub(crate) fn ac_key(&self, ns: &str, action: &ActionId) -> String {
         match self.layout {
             Layout::Framed => format!("{}/ac/{}", encode_namespace(ns), action.hex()),
             Layout::Plain => format!("ac/{}", hex::encode(plain_action_key(ns, action))),
         }
     }
 
-    fn cas_key(&self, out: &OutputId) -> String {
+    pub(crate) fn cas_key(&self, out: &OutputId) -> String {
         format!("cas/{}", out.hex())
     }
 
