@@ -8,6 +8,7 @@ use std::io::BufReader;
 
 use libfuzzer_sys::fuzz_target;
 use sgcache_protocol::{Command, Frame, RequestReader};
+use sgcache_types::{ActionId, OutputId};
 
 struct Input<'a>(&'a [u8]);
 
@@ -88,8 +89,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(r.id, id);
         assert_eq!(r.command, command);
         assert!(r.fault.is_none(), "{:?}", r.fault);
-        assert_eq!(r.action_id, action);
-        assert_eq!(r.output_id, out);
+        assert_eq!(r.action_id, action.map(ActionId::from));
+        assert_eq!(r.output_id, out.map(OutputId::from));
         assert_eq!(r.body_size, body.len() as u64);
         if !body.is_empty() {
             let mut got = Vec::new();
