@@ -48,6 +48,10 @@ fi
 
 cargo test --workspace --locked --no-fail-fast
 
+# The GitHub Action (node's test runner against a fake runner, plus one whole job with the
+# binary just built) and the workflow files (actionlint); installs what it needs.
+bash scripts/action-test.sh
+
 if [ -z "${SGCACHE_TEST_QUICK:-}" ] && [ -f fuzz/run.sh ]; then
   bash fuzz/run.sh
 fi

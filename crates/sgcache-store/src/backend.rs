@@ -397,7 +397,40 @@ pub(crate) fn classify(e: &opendal::Error) -> ErrorKind {
 }
 
 fn map_err(op: &'static str, key: &str, e: opendal::Error) -> StoreError {
+    if cannot_connect(&e) {
+        return StoreError::Unreachable {
+            op,
+            key: key.to_owned(),
+            message: one_line(&e),
+        };
+    }
     StoreError::backend(op, key, classify(&e), one_line(&e))
+}
+
+/// Whether an error's cause is a connection that could not be made (refused, timed out,
+/// unreachable): the remote is down, not merely failing.
+fn cannot_connect(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        #[cfg(feature = "http-transport")]
+        if let Some(r) = err.downcast_ref::<reqwest::Error>()
+            && r.is_connect()
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// A [`Store`] over an OpenDAL operator.
@@ -490,18 +523,16 @@ impl OpendalStore {
             .await
         {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::backend(
+            Ok(Err(e)) => Err(StoreError::Unreachable {
                 op,
-                key,
-                ErrorKind::Temporary,
-                format!("connect to {addr}: {e}"),
-            )),
-            Err(_) => Err(StoreError::backend(
+                key: key.to_owned(),
+                message: format!("connect to {addr}: {e}"),
+            }),
+            Err(_) => Err(StoreError::Unreachable {
                 op,
-                key,
-                ErrorKind::Temporary,
-                format!("connect to {addr}: timed out"),
-            )),
+                key: key.to_owned(),
+                message: format!("connect to {addr}: timed out"),
+            }),
         }
     }
 

@@ -394,8 +394,13 @@ impl RemoteCache {
     }
 
     /// Stores `pack` (a whole pack: directory and objects) under `cas/<its SHA-256>`,
-    /// framed and compressed like any object, unless the remote has it already.
-    pub async fn put_pack(&self, pack: Vec<u8>) -> Result<PackRef, StoreError> {
+    /// framed and compressed like any object, unless the remote has it already — or even
+    /// then, when `heal` names it (this machine found the remote's copy corrupt).
+    pub async fn put_pack(
+        &self,
+        pack: Vec<u8>,
+        heal: &std::collections::HashSet<OutputId>,
+    ) -> Result<PackRef, StoreError> {
         let (layout, level) = (self.s().layout, self.s().cfg.compression_level);
         let (r, body) = tokio::task::spawn_blocking(move || {
             let id = OutputId::from_bytes(Sha256::digest(&pack).into());
@@ -424,7 +429,7 @@ impl RemoteCache {
         .and_then(|r| r)
         .map_err(|e| StoreError::backend("put", "pack", ErrorKind::Permanent, e.to_string()))?;
         let s = self.s();
-        if self.has_object(&r.id).await? {
+        if !heal.contains(&r.id) && self.has_object(&r.id).await? {
             s.metrics.packs_skipped_existing.inc();
             return Ok(r);
         }

@@ -69,6 +69,17 @@ pub enum StoreError {
         /// Which check failed.
         reason: String,
     },
+    /// The remote could not be reached at all (connection refused, connect timed out, host
+    /// unreachable). Temporary, and a sign the remote is down rather than slow.
+    #[error("remote {op} `{key}`: cannot connect: {message}")]
+    Unreachable {
+        /// The operation.
+        op: &'static str,
+        /// The key involved.
+        key: String,
+        /// What the connection attempt said, on one line.
+        message: String,
+    },
     /// The remote was switched off earlier in this run.
     #[error("remote is switched off for the rest of this run (circuit breaker open)")]
     BreakerOpen,
@@ -90,6 +101,7 @@ impl StoreError {
             StoreError::Config { .. } => ErrorKind::Config,
             StoreError::Backend { kind, .. } => *kind,
             StoreError::Timeout { .. } => ErrorKind::Timeout,
+            StoreError::Unreachable { .. } => ErrorKind::Temporary,
             StoreError::Corrupt { .. } => ErrorKind::Corrupt,
             StoreError::BreakerOpen => ErrorKind::BreakerOpen,
             StoreError::Sink { .. } => ErrorKind::Sink,
@@ -107,6 +119,16 @@ impl StoreError {
         matches!(
             self.kind(),
             ErrorKind::Auth | ErrorKind::Temporary | ErrorKind::Permanent | ErrorKind::Timeout
+        )
+    }
+
+    /// Whether the remote did not answer at all: a refused or timed-out connection, or no
+    /// first byte within the time limit. One of these before the remote has ever answered
+    /// means it is down.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreachable { .. } | StoreError::Timeout { .. }
         )
     }
 

@@ -255,23 +255,46 @@ struct BreakerInner {
     consecutive: u32,
     /// When the open breaker half-opens.
     until: Instant,
-    /// The next cool-down (doubles on each failed probe, up to the maximum).
+    /// The current cool-down (doubles on each failed probe, up to the maximum).
     cooldown: Duration,
     /// Whether the half-open probe is out.
     probing: bool,
     /// When it went out (a probe whose stream was dropped unread never reports; after a
     /// cool-down another may go).
     probe_since: Instant,
+    /// Whether any operation of this process has succeeded: a remote that has never answered
+    /// and then times out or refuses a connection is down, no need to wait for more failures.
+    ever_answered: bool,
 }
+
+/// A change of the breaker's state, for whoever shares the knowledge (the tiering crate
+/// records it in the local tier, so other processes skip a remote that is down).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BreakerEvent {
+    /// The remote was switched off for `cooldown` (one line: why).
+    Opened {
+        /// How long until the next probe.
+        cooldown: Duration,
+        /// The failure that decided it.
+        reason: String,
+    },
+    /// A probe succeeded: the remote is on again.
+    Closed,
+}
+
+type Observer = Box<dyn Fn(&BreakerEvent) + Send + Sync>;
 
 /// The circuit breaker's state, shared by every operation of one remote and readable from
 /// outside the store stack.
 ///
-/// Closed → open after `threshold` consecutive failed operations (or one credential
-/// failure); open → half-open after the cool-down (initially `cooldown`, doubling after each
-/// failed probe up to `max_cooldown`); half-open → closed when the probe succeeds. Each
-/// opening counts in `breaker_trips` and says so in one warning line.
-#[derive(Debug)]
+/// Closed → open after `threshold` consecutive failed operations, at once on a credential
+/// failure, and at once when the remote fails before it has answered this process once
+/// (refused, no answer in time, 5xx after retries: it is down, not flaky); open → half-open
+/// after the cool-down (initially `cooldown`, doubling after each failed probe up to
+/// `max_cooldown`); half-open → closed when the probe succeeds. Each opening counts in
+/// `breaker_trips`; the first says so in one warning line. An observer hears every change
+/// ([`BreakerState::observe`]), and [`BreakerState::restore`] starts from what another
+/// process knew.
 pub struct BreakerState {
     threshold: u32,
     first_cooldown: Duration,
@@ -279,6 +302,16 @@ pub struct BreakerState {
     label: String,
     metrics: Arc<Metrics>,
     inner: Mutex<BreakerInner>,
+    observer: Mutex<Option<Observer>>,
+}
+
+impl std::fmt::Debug for BreakerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerState")
+            .field("label", &self.label)
+            .field("position", &self.position())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BreakerState {
@@ -304,12 +337,45 @@ impl BreakerState {
                 cooldown,
                 probing: false,
                 probe_since: Instant::now(),
+                ever_answered: false,
             }),
+            observer: Mutex::new(None),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BreakerInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls `f` on every change from now on.
+    pub fn observe(&self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) {
+        *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+    }
+
+    fn tell(&self, e: BreakerEvent) {
+        if let Some(f) = self
+            .observer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            f(&e);
+        }
+    }
+
+    /// Starts from what another process recorded: the remote is off for `left` more (if
+    /// any; otherwise the next operation is a probe), and a failed probe doubles `cooldown`.
+    pub fn restore(&self, left: Option<Duration>, cooldown: Duration) {
+        let mut g = self.lock();
+        g.cooldown = cooldown.clamp(self.first_cooldown, self.max_cooldown);
+        g.probing = false;
+        match left {
+            Some(d) if !d.is_zero() => {
+                g.position = BreakerPosition::Open;
+                g.until = Instant::now() + d;
+            }
+            _ => g.position = BreakerPosition::HalfOpen,
+        }
     }
 
     /// Where the breaker stands now (an open breaker whose cool-down is over is half-open).
@@ -327,31 +393,29 @@ impl BreakerState {
     }
 
     /// Asks to run one operation: `true` if it may go to the remote (closed, or the one
-    /// half-open probe).
+    /// half-open probe). A refusal is counted in `remote_skipped_down`.
     pub fn allow(&self) -> bool {
-        let mut g = self.lock();
-        match g.position {
-            BreakerPosition::Closed => true,
-            BreakerPosition::Open if Instant::now() < g.until => false,
-            BreakerPosition::Open | BreakerPosition::HalfOpen => {
-                g.position = BreakerPosition::HalfOpen;
-                if g.probing && g.probe_since.elapsed() < self.first_cooldown {
-                    false
-                } else {
-                    g.probing = true;
-                    g.probe_since = Instant::now();
-                    true
+        let ok = {
+            let mut g = self.lock();
+            match g.position {
+                BreakerPosition::Closed => true,
+                BreakerPosition::Open if Instant::now() < g.until => false,
+                BreakerPosition::Open | BreakerPosition::HalfOpen => {
+                    g.position = BreakerPosition::HalfOpen;
+                    if g.probing && g.probe_since.elapsed() < self.first_cooldown {
+                        false
+                    } else {
+                        g.probing = true;
+                        g.probe_since = Instant::now();
+                        true
+                    }
                 }
             }
+        };
+        if !ok {
+            self.metrics.remote_skipped_down.inc();
         }
-    }
-
-    /// Opens the breaker now (e.g. another process found the remote down), for `for_`.
-    pub fn open_for(&self, for_: Duration) {
-        let mut g = self.lock();
-        g.position = BreakerPosition::Open;
-        g.until = Instant::now() + for_;
-        g.probing = false;
+        ok
     }
 
     /// Records the outcome of one operation that [`BreakerState::allow`] let through.
@@ -359,20 +423,27 @@ impl BreakerState {
         let mut g = self.lock();
         match r {
             Ok(()) => {
-                if g.position != BreakerPosition::Closed {
-                    tracing::info!("sgcache: remote {} answers again; using it", self.label);
-                }
-                g.position = BreakerPosition::Closed;
+                g.ever_answered = true;
                 g.consecutive = 0;
                 g.probing = false;
                 g.cooldown = self.first_cooldown;
+                if g.position != BreakerPosition::Closed {
+                    g.position = BreakerPosition::Closed;
+                    drop(g);
+                    tracing::info!("sgcache: remote {} answers again; using it", self.label);
+                    self.tell(BreakerEvent::Closed);
+                }
             }
             Err(e) if e.is_remote_failure() => {
                 g.consecutive = g.consecutive.saturating_add(1);
                 let auth = e.kind() == ErrorKind::Auth;
+                // A remote that has not answered this process once and then fails (no
+                // answer, refused, 5xx after retries) is down, not flaky.
+                let unreachable = !g.ever_answered;
                 let trip = match g.position {
                     BreakerPosition::Closed => {
-                        auth || (self.threshold > 0 && g.consecutive >= self.threshold)
+                        auth || unreachable
+                            || (self.threshold > 0 && g.consecutive >= self.threshold)
                     }
                     // A failed probe opens it again, for longer.
                     BreakerPosition::HalfOpen | BreakerPosition::Open => g.probing,
@@ -384,7 +455,7 @@ impl BreakerState {
                 let cooldown = if reopen {
                     (g.cooldown * 2).min(self.max_cooldown)
                 } else {
-                    self.first_cooldown
+                    g.cooldown.max(self.first_cooldown)
                 };
                 g.cooldown = cooldown;
                 g.position = BreakerPosition::Open;
@@ -393,17 +464,21 @@ impl BreakerState {
                 let n = g.consecutive;
                 drop(g);
                 self.metrics.breaker_trips.inc();
+                let why = if auth {
+                    "the remote rejected our credentials".to_string()
+                } else if unreachable {
+                    "it did not answer".to_string()
+                } else if reopen {
+                    "a failed probe".to_string()
+                } else {
+                    format!("{n} consecutive failures")
+                };
                 if reopen {
                     tracing::debug!(
                         "remote {} still failing ({e}); off for {cooldown:?}",
                         self.label
                     );
                 } else {
-                    let why = if auth {
-                        "the remote rejected our credentials".to_string()
-                    } else {
-                        format!("{n} consecutive failures")
-                    };
                     tracing::warn!(
                         "sgcache: remote {} switched off for {} after {why} (last: {e}); \
                          continuing with the local cache only",
@@ -411,6 +486,10 @@ impl BreakerState {
                         humantime::format_duration(cooldown)
                     );
                 }
+                self.tell(BreakerEvent::Opened {
+                    cooldown,
+                    reason: format!("{why}: {e}"),
+                });
             }
             Err(_) => {}
         }

@@ -16,6 +16,7 @@
 //! [`RemoteConfig`].
 
 mod backend;
+mod baseline;
 mod cache;
 mod config;
 mod error;
@@ -33,6 +34,7 @@ pub use cache::{Check, Lookup, RemoteCache};
 pub use config::{Mode, RemoteConfig, defaults};
 pub use error::{ErrorKind, StoreError};
 pub use format::EntryRejection;
+pub use format::baseline::{BaselineName, BaselineRef};
 pub use format::manifest::{Manifest, ManifestName, PackRef};
 pub use format::pack::{PackSplitter, PackTarget};
 pub use keys::{KeyError, PublicKey, SecretKey, Trust};

@@ -7,8 +7,8 @@
 //! action entry, so an entry never names a missing object.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sgcache_types::IndexEntry;
@@ -83,7 +83,9 @@ impl DrainReport {
     }
 }
 
-#[derive(Debug, Default)]
+type Uploaded = Box<dyn Fn(&IndexEntry) + Send + Sync>;
+
+#[derive(Default)]
 struct Counts {
     pending: AtomicU64,
     completed: AtomicU64,
@@ -91,6 +93,15 @@ struct Counts {
     dropped: AtomicU64,
     skipped_down: AtomicU64,
     idle: Notify,
+    on_uploaded: Mutex<Option<Uploaded>>,
+}
+
+impl std::fmt::Debug for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counts")
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The upload queue of one remote. Cheap to clone.
@@ -127,6 +138,15 @@ impl UploadQueue {
             }
         });
         UploadQueue { cache, tx, counts }
+    }
+
+    /// Calls `f` with each entry once its upload has completed.
+    pub fn on_uploaded(&self, f: impl Fn(&IndexEntry) + Send + Sync + 'static) {
+        *self
+            .counts
+            .on_uploaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
     }
 
     /// Queues `job`. Never blocks.
@@ -216,6 +236,14 @@ async fn upload(c: &RemoteCache, q: &Counts, job: &UploadJob) {
         Ok(()) => {
             m.uploads.inc();
             q.completed.fetch_add(1, Ordering::Relaxed);
+            if let Some(f) = q
+                .on_uploaded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                f(e);
+            }
         }
         Err(err) if err.kind() == ErrorKind::BreakerOpen => {
             m.upload_skipped_down.inc();

@@ -471,14 +471,22 @@ async fn manifests_and_packs(b: &Backend) {
     for (_, d) in &objs {
         pack.extend_from_slice(d);
     }
-    let p = r.cache.put_pack(pack.clone()).await.unwrap();
+    let p = r
+        .cache
+        .put_pack(pack.clone(), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(p.len, pack.len() as u64);
     assert_eq!(
         p.id,
         OutputId::from(<[u8; 32]>::from(Sha256::digest(&pack)))
     );
     assert_eq!(counter(&r, "packs_stored"), 1, "[{}]", b.name);
-    let again = r.cache.put_pack(pack.clone()).await.unwrap();
+    let again = r
+        .cache
+        .put_pack(pack.clone(), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(again, p);
     let (raw, layout) = b.raw();
     if raw.capabilities().exists {
@@ -528,6 +536,7 @@ async fn manifests_and_packs(b: &Backend) {
     let m = Manifest {
         records: records.clone(),
         packs: vec![p],
+        misses: vec![],
     };
     r.cache.put_manifest(&ManifestName(name), &m).await.unwrap();
     let m = r.get_manifest(&name).await;
@@ -896,14 +905,18 @@ async fn fake_errors_become_misses_and_breaker_opens_once() {
     let logs = Captured::default();
     let _g = logs.install();
     let f = FakeStore::new();
-    f.set(Behaviour::Fail(ErrorKind::Temporary));
     let r = fake_remote(&f, |c| c.breaker_threshold = 3);
-    for _ in 0..3 {
+    // It answers once (a miss), so later failures count towards the threshold.
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    f.set(Behaviour::Fail(ErrorKind::Temporary));
+    for _ in 0..2 {
         assert_eq!(r.get_action(&rand_id()).await, None);
+        assert!(!r.is_disabled(), "two failures are under the threshold");
     }
+    assert_eq!(r.get_action(&rand_id()).await, None);
     assert!(r.is_disabled());
-    // 3 operations × 3 attempts each (temporary errors are retried).
-    assert_eq!(f.total_requests(), 9);
+    // 1 answer, then 3 operations × 3 attempts each (temporary errors are retried).
+    assert_eq!(f.total_requests(), 10);
     // Once open: no more I/O, still misses, puts stay local, one warning only.
     for _ in 0..10 {
         assert_eq!(r.get_action(&rand_id()).await, None);
@@ -915,7 +928,7 @@ async fn fake_errors_become_misses_and_breaker_opens_once() {
     let o = obj(b"x".to_vec());
     upload(&r, &o);
     r.drain().await;
-    assert_eq!(f.total_requests(), 9);
+    assert_eq!(f.total_requests(), 10);
     assert_eq!(
         logs.warnings(),
         1,
@@ -924,6 +937,22 @@ async fn fake_errors_become_misses_and_breaker_opens_once() {
     );
     assert_eq!(counter(&r, "remote_errors"), 3);
     assert_eq!(counter(&r, "breaker_trips"), 1);
+}
+
+#[tokio::test]
+async fn a_remote_that_never_answered_is_down_after_one_failure() {
+    let f = FakeStore::new();
+    f.set(Behaviour::Fail(ErrorKind::Temporary));
+    let r = fake_remote(&f, |c| c.breaker_threshold = 100);
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert!(
+        r.is_disabled(),
+        "no answer since start: down, not flaky, whatever the threshold"
+    );
+    // One operation, its 3 attempts; then nothing more reaches the store.
+    assert_eq!(f.total_requests(), 3);
+    assert_eq!(r.get_action(&rand_id()).await, None);
+    assert_eq!(f.total_requests(), 3);
 }
 
 #[tokio::test]

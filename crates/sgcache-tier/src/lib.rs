@@ -32,6 +32,7 @@
 //! [`sgcache_store::RemoteConfig`] and a [`TierConfig`].
 
 mod fetch;
+pub mod local_state;
 pub mod pack;
 mod session;
 mod used;

@@ -59,6 +59,7 @@ pub async fn store_packs(
     disk: &Arc<DiskCache>,
     records: &[IndexEntry],
     previous: &Manifest,
+    heal: &HashSet<OutputId>,
 ) -> Vec<PackRef> {
     let all = outputs(records);
     let had: HashSet<OutputId> = if previous.packs.is_empty() {
@@ -91,7 +92,7 @@ pub async fn store_packs(
     use futures_util::StreamExt;
     let stored: Vec<_> =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) })
-            .map(|pack| remote.put_pack(pack))
+            .map(|pack| remote.put_pack(pack, heal))
             .buffered(PACK_UPLOADS)
             .collect()
             .await;
@@ -179,8 +180,11 @@ pub(crate) fn wanted(disk: &DiskCache, records: &[IndexEntry]) -> HashMap<Output
 /// How fetching one pack went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PackOutcome {
-    /// Streamed to its end (objects that failed verification were dropped and counted).
+    /// Streamed to its end, every kept object verified.
     Done,
+    /// Streamed to its end, but objects in it failed verification (dropped, counted): the
+    /// remote's copy of the pack is bad and must be rewritten.
+    Corrupt,
     /// The remote no longer has it (expired): the next manifest must not list it.
     Missing,
     /// Failed or cut short: its claims were released.
@@ -199,9 +203,16 @@ pub(crate) async fn fetch_pack(
         wanted: wanted.clone(),
         claimed: HashMap::new(),
         current: None,
+        corrupt: false,
+    };
+    let Some(_room) = fetcher.reserve(pack.len).await else {
+        return PackOutcome::Failed;
     };
     let mut splitter = PackSplitter::new(sink);
-    match fetcher.remote().fetch_pack(pack, &mut splitter).await {
+    let fetched = fetcher.remote().fetch_pack(pack, &mut splitter).await;
+    let corrupt = splitter.into_target().corrupt;
+    match fetched {
+        Ok(true) if corrupt => PackOutcome::Corrupt,
         Ok(true) => PackOutcome::Done,
         Ok(false) => {
             tracing::debug!("remote: pack {} is gone", pack.id.short());
@@ -223,6 +234,8 @@ struct PackSink {
     /// Outputs of this pack that are ours to write, with whoever waits for them.
     claimed: HashMap<OutputId, (Want, oneshot::Sender<Option<PathBuf>>)>,
     current: Option<(OutputId, PendingPut)>,
+    /// Whether an object failed verification.
+    corrupt: bool,
 }
 
 impl PackTarget for PackSink {
@@ -292,6 +305,8 @@ impl PackTarget for PackSink {
             }
             self.fetcher.remote().metrics().prefetch_pack_objects.inc();
             let _ = tx.send(Some(path));
+        } else {
+            self.corrupt = true;
         }
         Ok(())
     }

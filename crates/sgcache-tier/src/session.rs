@@ -23,18 +23,23 @@
 //! loading the manifest took 12 ms or more). Lookups go through the [`Fetcher`], so a get for
 //! an action being prefetched joins it. Prefetch stops after 2 minutes or 8 GiB.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sgcache_store::Trust;
+use sgcache_store::format::manifest;
 use sgcache_store::layers::BreakerPosition;
 use sgcache_store::{Lookup, Manifest, ManifestName, PackRef};
-use sgcache_types::IndexEntry;
+use sgcache_types::{ActionId, IndexEntry, OutputId};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::fetch::Fetcher;
+use crate::local_state::{self, KNOWLEDGE_TTL};
 use crate::lock;
 use crate::pack::{self, PackOutcome};
 use crate::used::UsedActions;
@@ -71,8 +76,10 @@ enum Load {
 struct State {
     previous: Manifest,
     load: Load,
-    /// Prefetch found packs missing: the next store rebuilds every pack.
+    /// Prefetch found packs missing or corrupt: the next store rebuilds every pack.
     repack: bool,
+    /// Packs found corrupt: rebuilt, they overwrite the remote's copy.
+    corrupt_packs: HashSet<OutputId>,
 }
 
 /// What a store at the end of a run did.
@@ -95,6 +102,8 @@ pub enum Stored {
 pub struct Session {
     name: ManifestName,
     fetcher: Fetcher,
+    /// This machine's copy of the last manifest seen or stored (see `local_state`).
+    copy: PathBuf,
     prefetch_packs: bool,
     state: Mutex<State>,
     prefetch: Mutex<Option<JoinHandle<()>>>,
@@ -107,14 +116,21 @@ impl Session {
     /// A session for the build context `name`. Nothing happens until prefetch or a store.
     pub fn new(fetcher: Fetcher, name: ManifestName) -> Arc<Session> {
         let prefetch_packs = fetcher.remote().config().packs;
+        let copy = local_state::manifest_copy_path(
+            &sgcache_disk::layout::state_dir(fetcher.disk().dir()),
+            fetcher.remote().config(),
+            &name,
+        );
         Arc::new(Session {
             name,
             fetcher,
+            copy,
             prefetch_packs,
             state: Mutex::new(State {
                 previous: Manifest::default(),
                 load: Load::NotYet,
                 repack: false,
+                corrupt_packs: HashSet::new(),
             }),
             prefetch: Mutex::new(None),
             prefetching: AtomicBool::new(false),
@@ -129,8 +145,9 @@ impl Session {
     }
 
     /// Starts prefetch on `rt` unless one is running (a finished one starts again: the
-    /// manifest may have grown since).
-    pub fn start_prefetch(self: &Arc<Self>, rt: &Handle) {
+    /// manifest may have grown since). With `fresh`, the manifest is read from the remote
+    /// even if this machine's copy is recent (an explicit `sgcache prefetch`).
+    pub fn start_prefetch(self: &Arc<Self>, rt: &Handle, fresh: bool) {
         let mut p = lock(&self.prefetch);
         if p.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
@@ -138,7 +155,7 @@ impl Session {
         self.prefetching.store(true, Ordering::SeqCst);
         let this = self.clone();
         *p = Some(rt.spawn(async move {
-            this.run_prefetch().await;
+            this.run_prefetch(fresh).await;
             this.prefetching.store(false, Ordering::SeqCst);
             this.prefetched.notify_waiters();
         }));
@@ -171,11 +188,57 @@ impl Session {
         }
     }
 
-    /// Loads the previous manifest (once) and returns it, and how long the request took.
-    async fn load(&self) -> (Manifest, Duration) {
+    /// This machine's copy of the manifest, if it is younger than [`KNOWLEDGE_TTL`].
+    fn fresh_copy(&self) -> Option<Manifest> {
+        let md = std::fs::metadata(&self.copy).ok()?;
+        if md.modified().ok()?.elapsed().ok()? >= KNOWLEDGE_TTL {
+            return None;
+        }
+        let bytes = std::fs::read(&self.copy).ok()?;
+        // The copy is this machine's own file, trusted like the local tier.
+        manifest::decode(&bytes, "local", &self.name, &Trust::new(&[], None, "local")).ok()
+    }
+
+    /// Keeps `m` as this machine's copy of the manifest.
+    fn save_copy(&self, m: &Manifest) {
+        let bytes = manifest::encode(m, "local", &self.name, None);
+        if let Err(e) = local_state::write_whole(&self.copy, &bytes) {
+            tracing::debug!("keeping the manifest in `{}`: {e}", self.copy.display());
+        }
+    }
+
+    /// Loads the previous manifest and returns it, and how long the request took: from this
+    /// machine's recent copy unless `fresh` (no request: a warm build asks the remote
+    /// nothing), else from the remote.
+    async fn load(&self, fresh: bool) -> (Manifest, Duration) {
+        if !fresh && let Some(m) = self.fresh_copy() {
+            self.fetcher.learn(&m.records);
+            self.fetcher.learn_misses(&m.misses);
+            let mut st = lock(&self.state);
+            st.previous = m;
+            st.load = Load::Read;
+            return (st.previous.clone(), Duration::ZERO);
+        }
         let asked = Instant::now();
-        let got = self.fetcher.remote().get_manifest(&self.name).await;
+        // The records are learned before the load counts as ended, so lookups waiting on it
+        // find them.
+        let got = self
+            .fetcher
+            .loading_manifest(async {
+                let got = self.fetcher.remote().get_manifest(&self.name).await;
+                if let Lookup::Found(m) = &got {
+                    self.fetcher.learn(&m.records);
+                    self.fetcher.learn_misses(&m.misses);
+                }
+                got
+            })
+            .await;
         let took = asked.elapsed();
+        match &got {
+            Lookup::Found(m) => self.save_copy(m),
+            Lookup::Missing => self.save_copy(&Manifest::default()),
+            Lookup::Failed => {}
+        }
         let mut st = lock(&self.state);
         match got {
             Lookup::Found(m) => {
@@ -184,7 +247,6 @@ impl Session {
                     .metrics()
                     .prefetch_manifest_records
                     .add(m.records.len() as u64);
-                self.fetcher.learn(&m.records);
                 st.previous = m;
                 st.load = Load::Read;
             }
@@ -198,26 +260,30 @@ impl Session {
         (st.previous.clone(), took)
     }
 
-    async fn run_prefetch(&self) {
-        let (manifest, took) = self.load().await;
+    async fn run_prefetch(&self, fresh: bool) {
+        let (manifest, took) = self.load(fresh).await;
+        // A copy took no time; judge the remote by its first request then.
         let far = took >= FAR_RTT;
         tracing::debug!(
             "prefetch: manifest of {} records and {} packs in {took:?}",
             manifest.records.len(),
             manifest.packs.len(),
         );
-        let Manifest { records, packs } = manifest;
+        let Manifest { records, packs, .. } = manifest;
         if records.is_empty() {
             return;
         }
         let started = Instant::now();
         if !packs.is_empty() && self.prefetch_packs {
             let in_flight = if far { PACKS_FAR } else { PACKS_NEAR };
-            if self.fetch_packs(&records, packs, in_flight, started).await {
-                // Some expired: the next manifest gets all its packs rebuilt.
+            let (missing, corrupt) = self.fetch_packs(&records, packs, in_flight, started).await;
+            if missing || !corrupt.is_empty() {
+                // Some expired or are corrupt: the next manifest gets all its packs rebuilt,
+                // and rebuilt corrupt ones overwrite the remote's copy.
                 let mut st = lock(&self.state);
                 st.repack = true;
                 st.previous.packs.clear();
+                st.corrupt_packs.extend(corrupt);
             }
         }
         let in_flight = if far { LOOKUPS_FAR } else { LOOKUPS_NEAR };
@@ -225,23 +291,28 @@ impl Session {
     }
 
     /// Fetches `packs`, `in_flight` at a time, keeping the outputs of `records` the local
-    /// tier lacks; `true` if the remote no longer had some of them.
+    /// tier lacks; says whether the remote no longer had some, and which were corrupt.
     async fn fetch_packs(
         &self,
         records: &[IndexEntry],
         packs: Vec<PackRef>,
         in_flight: usize,
         started: Instant,
-    ) -> bool {
+    ) -> (bool, Vec<OutputId>) {
         let wanted = pack::wanted(self.fetcher.disk(), records);
         if wanted.is_empty() {
-            return false;
+            return (false, Vec::new());
         }
         let wanted = Arc::new(Mutex::new(wanted));
         let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
         let mut set = tokio::task::JoinSet::new();
         let mut bytes = 0u64;
-        let mut missing = false;
+        let (mut missing, mut corrupt) = (false, Vec::new());
+        let mut note = |r: Result<(OutputId, PackOutcome), tokio::task::JoinError>| match r {
+            Ok((_, PackOutcome::Missing)) => missing = true,
+            Ok((id, PackOutcome::Corrupt)) => corrupt.push(id),
+            _ => {}
+        };
         for p in packs {
             // The same bounds as the lookups; what a bound leaves out, gets fetch.
             if lock(&wanted).is_empty()
@@ -258,19 +329,19 @@ impl Session {
             set.spawn(async move {
                 let outcome = pack::fetch_pack(&fetcher, &wanted, &p).await;
                 drop(permit);
-                outcome
+                (p.id, outcome)
             });
             // Let it start before the next is spawned: a runtime runs the task spawned last
             // first (its LIFO slot), which would invert record order.
             tokio::task::yield_now().await;
             while let Some(r) = set.try_join_next() {
-                missing |= matches!(r, Ok(PackOutcome::Missing));
+                note(r);
             }
         }
         while let Some(r) = set.join_next().await {
-            missing |= matches!(r, Ok(PackOutcome::Missing));
+            note(r);
         }
-        missing
+        (missing, corrupt)
     }
 
     /// Looks up every record whose output the local tier lacks, `in_flight` at a time.
@@ -310,7 +381,7 @@ impl Session {
     /// The end of a run: merges `used` with the last manifest and stores the result (with
     /// packs), within `deadline`. Serialized with the session's other stores.
     pub async fn store_run(&self, used: &UsedActions, deadline: Duration) -> Stored {
-        if used.is_empty() {
+        if used.is_empty() && used.misses().next().is_none() {
             return Stored::Unchanged;
         }
         let remote = self.fetcher.remote();
@@ -323,11 +394,16 @@ impl Session {
             Err(_) => return Stored::Failed,
         };
         if lock(&self.state).load == Load::NotYet {
-            let _ = tokio::time::timeout_at(until, self.load()).await;
+            let _ = tokio::time::timeout_at(until, self.load(false)).await;
         }
-        let (previous, repack, load) = {
+        let (previous, repack, load, heal) = {
             let st = lock(&self.state);
-            (st.previous.clone(), st.repack, st.load)
+            (
+                st.previous.clone(),
+                st.repack,
+                st.load,
+                st.corrupt_packs.clone(),
+            )
         };
         if load != Load::Read || remote.breaker().position() != BreakerPosition::Closed {
             remote.metrics().manifests_skipped.inc();
@@ -336,29 +412,29 @@ impl Session {
             );
             return Stored::Skipped;
         }
-        let list = merge(used, &previous.records, repack);
-        if list.is_empty() {
+        let fetcher = &self.fetcher;
+        let Some(next) = merge(used, &previous, repack, |a| fetcher.known_missing(a)) else {
             return Stored::Unchanged;
-        }
+        };
         let work = async {
             let packs = if remote.config().packs {
-                pack::store_packs(remote, self.fetcher.disk(), &list, &previous).await
+                pack::store_packs(remote, self.fetcher.disk(), &next.records, &previous, &heal)
+                    .await
             } else {
                 Vec::new()
             };
-            let m = Manifest {
-                records: list,
-                packs,
-            };
+            let m = Manifest { packs, ..next };
             remote.put_manifest(&self.name, &m).await.map(|()| m)
         };
         match tokio::time::timeout_at(until, work).await {
             Ok(Ok(m)) => {
                 remote.metrics().manifests_stored.inc();
                 let mut st = lock(&self.state);
-                if repack && m.packs != previous.packs {
+                if repack {
                     st.repack = false;
+                    st.corrupt_packs.clear();
                 }
+                self.save_copy(&m);
                 st.previous = m;
                 Stored::Stored
             }
@@ -374,18 +450,60 @@ impl Session {
     }
 }
 
-/// The manifest to store: this run's actions first, then the previous manifest's others,
-/// capped; empty when there is nothing new to store (and its packs need no `repack`).
-pub fn merge(used: &UsedActions, previous: &[IndexEntry], repack: bool) -> Vec<IndexEntry> {
-    if used.is_empty() {
-        return Vec::new();
+/// The manifest to store, without packs: this run's actions first, then the previous
+/// manifest's others, capped; and the keys the context's builds never store (this run's
+/// definite misses that it did not put, then the previous ones). `None` when there is
+/// nothing new — every action this run used is in the previous manifest with the same output,
+/// and every miss is listed already (the order a build uses its actions in varies from run to
+/// run; rewriting the manifest for that alone would cost every warm build an upload) — unless
+/// its packs need a `repack`. `missing` says which misses are definite (the remote answered
+/// that it does not have them).
+pub fn merge(
+    used: &UsedActions,
+    previous: &Manifest,
+    repack: bool,
+    missing: impl Fn(&ActionId) -> bool,
+) -> Option<Manifest> {
+    let run_misses: Vec<ActionId> = used.misses().copied().filter(|a| missing(a)).collect();
+    if used.is_empty() && run_misses.is_empty() {
+        return None;
     }
-    let mut list = used.entries().to_vec();
-    list.extend(previous.iter().filter(|r| !used.contains(&r.action)));
-    list.truncate(sgcache_store::format::manifest::MAX_RECORDS);
-    if list == previous && !repack {
-        // Same actions in the same order: nothing to store.
-        return Vec::new();
+    if !repack {
+        let known: std::collections::HashMap<_, _> = previous
+            .records
+            .iter()
+            .map(|r| (r.action, r.output))
+            .collect();
+        let listed: HashSet<&ActionId> = previous.misses.iter().collect();
+        if used
+            .entries()
+            .iter()
+            .all(|e| known.get(&e.action) == Some(&e.output))
+            && run_misses.iter().all(|a| listed.contains(a))
+        {
+            return None;
+        }
     }
-    list
+    let mut records = used.entries().to_vec();
+    records.extend(
+        previous
+            .records
+            .iter()
+            .filter(|r| !used.contains(&r.action)),
+    );
+    records.truncate(manifest::MAX_RECORDS);
+    let in_records: HashSet<ActionId> = records.iter().map(|r| r.action).collect();
+    let mut seen = HashSet::new();
+    let misses = run_misses
+        .iter()
+        .chain(previous.misses.iter())
+        .filter(|a| !in_records.contains(a) && seen.insert(**a))
+        .copied()
+        .take(manifest::MAX_MISSES)
+        .collect();
+    Some(Manifest {
+        records,
+        packs: Vec::new(),
+        misses,
+    })
 }

@@ -6,11 +6,13 @@ use std::collections::HashSet;
 use sgcache_types::{ActionId, IndexEntry};
 
 /// The index entries a run used (local hits, remote hits, puts), each action once, in order
-/// of first use.
+/// of first use; and the actions it asked for and found nowhere.
 #[derive(Debug, Clone, Default)]
 pub struct UsedActions {
     order: Vec<IndexEntry>,
     seen: HashSet<ActionId>,
+    missed: Vec<ActionId>,
+    missed_set: HashSet<ActionId>,
 }
 
 impl UsedActions {
@@ -21,6 +23,19 @@ impl UsedActions {
         }
         self.order.push(e);
         true
+    }
+
+    /// Records that a lookup of `action` found nothing (locally or remotely).
+    pub fn note_miss(&mut self, action: ActionId) {
+        if self.missed_set.insert(action) {
+            self.missed.push(action);
+        }
+    }
+
+    /// The actions that missed and were not put afterwards (the go command does not store
+    /// them), in order.
+    pub fn misses(&self) -> impl Iterator<Item = &ActionId> {
+        self.missed.iter().filter(|a| !self.seen.contains(a))
     }
 
     /// The entries, in order of first use.

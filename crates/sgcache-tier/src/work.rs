@@ -109,11 +109,21 @@ impl InProcess {
         let rt = runtime("sgcache-remote")?;
         let fetcher = Fetcher::new(remote.clone(), disk);
         let uploads = UploadQueue::start(remote, rt.handle());
+        let f = fetcher.clone();
+        uploads.on_uploaded(move |e| f.note_uploaded(e));
+        let q = uploads.clone();
+        fetcher.on_corrupt_put(move |entry, path| {
+            let _ = q.enqueue(UploadJob {
+                entry,
+                path,
+                heal: true,
+            });
+        });
         let session = cfg.manifest.map(|name| Session::new(fetcher.clone(), name));
         if cfg.prefetch
             && let Some(s) = &session
         {
-            s.start_prefetch(rt.handle());
+            s.start_prefetch(rt.handle(), false);
         }
         Ok(InProcess {
             rt,
@@ -137,8 +147,13 @@ impl RemoteWork for InProcess {
         let used = self.session.is_some().then(|| self.used.clone());
         let task = self.rt.spawn(async move {
             let found = fetcher.lookup(action).await;
-            if let (Some(used), Some((e, _))) = (&used, &found) {
-                lock(used).note(*e);
+            if let Some(used) = &used {
+                match &found {
+                    Some((e, _)) => {
+                        lock(used).note(*e);
+                    }
+                    None => lock(used).note_miss(action),
+                }
             }
             done(found)
         });
@@ -158,6 +173,10 @@ impl RemoteWork for InProcess {
 
     fn upload(&self, entry: IndexEntry, path: PathBuf) {
         let heal = self.fetcher.on_put(&entry);
+        if !heal && self.fetcher.recently_uploaded(&entry) {
+            self.fetcher.remote().metrics().uploads_skipped_recent.inc();
+            return;
+        }
         match self.uploads.enqueue(UploadJob { entry, path, heal }) {
             Ok(()) | Err(Refused::ReadOnly) => {}
             Err(why) => tracing::debug!("upload of {} not queued: {why}", entry.action.short()),
@@ -186,6 +205,11 @@ impl RemoteWork for InProcess {
     }
 
     fn describe(&self) -> String {
-        "in-process".into()
+        match self.fetcher.outage_at_start() {
+            Some(o) if o.active(std::time::SystemTime::now()) => {
+                format!("in-process; remote down since {}, skipped", o.since())
+            }
+            _ => "in-process".into(),
+        }
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use sgcache_disk::DiskCache;
 use sgcache_store::testing::{Behaviour, FakeStore};
-use sgcache_store::{ErrorKind, ManifestName, RemoteCache, RemoteConfig, UploadJob, UploadQueue};
+use sgcache_store::{
+    ErrorKind, Manifest, ManifestName, RemoteCache, RemoteConfig, UploadJob, UploadQueue,
+};
 use sgcache_tier::{Fetcher, Session, Stored, UsedActions, merge};
 use sgcache_types::{ActionId, IndexEntry, OutputId};
 
@@ -174,6 +176,47 @@ async fn corrupt_object_is_never_committed_and_a_put_heals_it() {
     );
 }
 
+/// The other order: B's go command puts the output (its upload finds the object present and
+/// skips it), then B's prefetch finds the remote copy corrupt: the healer gets the put entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corruption_found_after_the_put_heals_from_the_put() {
+    let fake = FakeStore::new();
+    let a = machine(&fake, |_| {});
+    let e = build(&a, 3, 4)[2];
+    upload_all(&a, &[e]).await;
+    let key = cas(&e.output);
+    let mut stored = fake.raw(&key).unwrap().to_vec();
+    stored[10] ^= 0xff;
+    fake.put_raw(&key, stored);
+    let b = machine(&fake, |c| {
+        c.first_byte_timeout = Duration::from_secs(5);
+        c.stall_timeout = Duration::from_secs(5);
+    });
+    let healed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = healed.clone();
+    b.fetcher
+        .on_corrupt_put(move |entry, path| h.lock().unwrap().push((entry, path)));
+    // B's lookup (as prefetch's) is downloading the object when the go command's put
+    // arrives: 400 ms for the entry, then 400 ms before the object's first byte.
+    fake.set(Behaviour::Slow(Duration::from_millis(400)));
+    let f = b.fetcher.clone();
+    let lookup = tokio::spawn(async move { f.lookup(e.action).await });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let data = std::fs::read(a.disk.find_output(&e.output, e.size).unwrap()).unwrap();
+    b.disk.put_bytes(&e.action, &data).unwrap();
+    let put = b.disk.get(&e.action).unwrap().unwrap();
+    assert!(!b.fetcher.on_put(&put), "no corruption seen yet");
+    assert!(lookup.await.unwrap().is_none());
+    let healed = healed.lock().unwrap().clone();
+    assert_eq!(healed.len(), 1, "one healing upload asked for");
+    assert_eq!(healed[0].0, put);
+    assert_eq!(
+        std::fs::read(&healed[0].1).unwrap(),
+        data,
+        "the local output"
+    );
+}
+
 /// A writes a manifest with packs; B prefetches it all from packs, in record order, with no
 /// request per object, and its gets are then local.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,7 +242,7 @@ async fn prefetch_takes_outputs_from_packs_in_record_order() {
     let b = machine(&fake, |_| {});
     let sb = Session::new(b.fetcher.clone(), NAME);
     let log_from = fake.log().len();
-    sb.start_prefetch(&tokio::runtime::Handle::current());
+    sb.start_prefetch(&tokio::runtime::Handle::current(), false);
     sb.prefetch_finished().await;
     for e in &entries {
         assert_eq!(b.disk.get_file(&e.action).unwrap().map(|h| h.0), Some(*e));
@@ -253,7 +296,7 @@ async fn corrupt_object_in_a_pack_is_dropped_and_fetched_alone() {
 
     let b = machine(&fake, |_| {});
     let sb = Session::new(b.fetcher.clone(), NAME);
-    sb.start_prefetch(&tokio::runtime::Handle::current());
+    sb.start_prefetch(&tokio::runtime::Handle::current(), false);
     sb.prefetch_finished().await;
     let m = b.remote.metrics().snapshot();
     assert_eq!(m.remote_corrupt_objects, 1, "{m:?}");
@@ -269,6 +312,19 @@ async fn corrupt_object_in_a_pack_is_dropped_and_fetched_alone() {
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(OutputId::from(sgcache_disk::sha256(&bytes)), e.output);
     }
+    // B's next manifest rebuilds the pack from its verified outputs and overwrites the
+    // corrupt copy (healing): a third machine takes everything from it.
+    assert_eq!(
+        sb.store_run(&used(&entries), Duration::from_secs(30)).await,
+        Stored::Stored
+    );
+    let c = machine(&fake, |_| {});
+    let sc = Session::new(c.fetcher.clone(), NAME);
+    sc.start_prefetch(&tokio::runtime::Handle::current(), true);
+    sc.prefetch_finished().await;
+    let m = c.remote.metrics().snapshot();
+    assert_eq!(m.remote_corrupt_objects, 0, "{m:?}");
+    assert_eq!(m.prefetch_pack_objects as usize, entries.len(), "{m:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +342,7 @@ async fn an_expired_pack_makes_the_next_store_rebuild_the_packs() {
     // B prefetches (finds a pack gone, fetches its outputs alone), then runs the same build.
     let b = machine(&fake, |_| {});
     let sb = Session::new(b.fetcher.clone(), NAME);
-    sb.start_prefetch(&tokio::runtime::Handle::current());
+    sb.start_prefetch(&tokio::runtime::Handle::current(), false);
     sb.prefetch_finished().await;
     assert_eq!(b.remote.metrics().snapshot().prefetch_packs_missing, 1);
     for e in &entries {
@@ -312,28 +368,44 @@ async fn an_expired_pack_makes_the_next_store_rebuild_the_packs() {
 }
 
 #[test]
-fn merge_puts_this_run_first_and_skips_unchanged() {
+fn merge_puts_this_run_first_keeps_misses_and_skips_unchanged() {
     let e = |i: u8| IndexEntry {
         action: ActionId::from_bytes([i; 32]),
         output: OutputId::from_bytes([i; 32]),
         size: u64::from(i),
         time_nanos: 1,
     };
-    let previous = vec![e(1), e(2), e(3)];
-    assert_eq!(
-        merge(&used(&[e(3), e(4)]), &previous, false),
-        vec![e(3), e(4), e(1), e(2)]
-    );
+    let a = |i: u8| ActionId::from_bytes([i; 32]);
+    let previous = Manifest {
+        records: vec![e(1), e(2), e(3)],
+        packs: vec![],
+        misses: vec![a(9)],
+    };
+    let all_definite = |_: &ActionId| true;
+    let m = merge(&used(&[e(3), e(4)]), &previous, false, all_definite).unwrap();
+    assert_eq!(m.records, vec![e(3), e(4), e(1), e(2)]);
+    assert_eq!(m.misses, vec![a(9)]);
     assert!(
-        merge(&used(&[e(1), e(2)]), &previous, false).is_empty(),
-        "nothing new"
+        merge(&used(&[e(2), e(1)]), &previous, false, all_definite).is_none(),
+        "nothing new (the order does not count)"
     );
     assert_eq!(
-        merge(&used(&[e(1), e(2)]), &previous, true),
-        previous,
+        merge(&used(&[e(1), e(2)]), &previous, true, all_definite).map(|m| m.records),
+        Some(previous.records.clone()),
         "repack stores anyway"
     );
-    assert!(merge(&UsedActions::default(), &previous, true).is_empty());
+    // A new never-stored key is news; one that was put later, or that only failed, is not.
+    let mut u = used(&[e(1)]);
+    u.note_miss(a(7));
+    u.note_miss(a(8));
+    u.note(e(8));
+    u.note_miss(a(6));
+    let m = merge(&u, &previous, false, |x| *x != a(6)).unwrap();
+    assert_eq!(m.misses, vec![a(7), a(9)]);
+    let mut u = used(&[e(1)]);
+    u.note_miss(a(9));
+    assert!(merge(&u, &previous, false, all_definite).is_none());
+    assert!(merge(&UsedActions::default(), &previous, true, all_definite).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +415,7 @@ async fn a_store_is_skipped_when_the_previous_manifest_could_not_be_read() {
     let entries = build(&a, 3, 7);
     fake.set(Behaviour::Hang);
     let s = Session::new(a.fetcher.clone(), NAME);
-    s.start_prefetch(&tokio::runtime::Handle::current());
+    s.start_prefetch(&tokio::runtime::Handle::current(), false);
     s.prefetch_finished().await;
     fake.set(Behaviour::Healthy);
     let puts = fake.requests("put", "");

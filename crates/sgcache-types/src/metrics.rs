@@ -147,6 +147,8 @@ metrics! {
     uploads_skipped_existing,
     /// Uploads that overwrote an object this machine had found corrupt (healing).
     uploads_healed,
+    /// Uploads not made because this machine uploaded the same entry within the hour (the go command puts some entries again, unchanged, on every build).
+    uploads_skipped_recent,
     /// Uploads that failed.
     upload_failed,
     /// Uploads refused because the queue was full.

@@ -220,6 +220,18 @@ pub struct GlobalArgs {
           default_value = "10m", value_parser = parse_duration)]
     pub daemon_idle: Duration,
 
+    /// Serve the daemon's counters (those of `stats --json`) as Prometheus text
+    /// (OpenMetrics) on http://ADDR/metrics. A bare port (`9184`) or `localhost:PORT` binds
+    /// loopback; another interface only when written out (e.g. `0.0.0.0:9184`). Only
+    /// `sgcache daemon` serves it. Default: off.
+    #[arg(
+        long = "metrics-addr",
+        global = true,
+        env = "SGCACHE_METRICS_ADDR",
+        value_name = "[HOST:]PORT"
+    )]
+    pub metrics_addr: Option<String>,
+
     /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `debug`, or
     /// `off`). A fatal error is always printed, whatever the filter.
     #[arg(
@@ -257,10 +269,21 @@ pub enum Command {
     /// Run the shared daemon for this configuration in the foreground (GOCACHEPROG clients
     /// hand it their remote work). Exits after SGCACHE_DAEMON_IDLE without clients.
     Daemon(DaemonArgs),
+    /// Warm the local tier from the remote for the go commands that will run in DIR (default:
+    /// here), before they ask: in the shared daemon (started if none runs), returning at once
+    /// unless --wait.
+    Prefetch(crate::cmd::prefetch::PrefetchArgs),
+    /// Why a go command missed the cache: run it (`sgcache explain -- go test ./...`) and
+    /// trace each miss, against a recorded baseline (`sgcache explain record -- go test
+    /// ./...`), down to its root cause, with what to do about it.
+    Explain(crate::cmd::explain::ExplainArgs),
     /// Print a new Ed25519 key pair: `SGCACHE_SIGNING_KEY=sgsk1_…` (secret: keep it in a
     /// secret store, for trusted jobs only) and `SGCACHE_TRUSTED_KEYS=sgpk1_…` (public: give
     /// it to every job that reads the cache).
     Keygen,
+    /// Helpers for CI jobs (the GitHub Action runs them).
+    #[command(subcommand)]
+    Ci(crate::cmd::ci::CiCommand),
     /// Print the configuration table (markdown) generated from this declaration.
     #[command(name = "config-table", hide = true)]
     ConfigTable,
@@ -268,11 +291,11 @@ pub enum Command {
 
 impl Command {
     /// Whether the command reads the configuration (and so fails with exit code 2 on a bad
-    /// knob). `buildid`, `keygen` and `config-table` work without one.
+    /// knob). `buildid`, `keygen`, `config-table` and `ci` work without one.
     pub fn needs_config(&self) -> bool {
         !matches!(
             self,
-            Command::Buildid(_) | Command::Keygen | Command::ConfigTable
+            Command::Buildid(_) | Command::Keygen | Command::ConfigTable | Command::Ci(_)
         )
     }
 }

@@ -25,8 +25,10 @@ pub struct Config {
     pub remote: Option<RemoteConfig>,
     /// Prefetch from the build context's manifest.
     pub prefetch: bool,
-    /// The build context's manifest name.
+    /// The build context's manifest name (of go commands run in the current directory).
     pub manifest: ManifestName,
+    /// `SGCACHE_MANIFEST_KEY`, if set.
+    pub manifest_key: Option<String>,
     /// Whether to use (or start) the shared daemon.
     pub daemon: DaemonMode,
     /// The daemon's idle timeout.
@@ -36,6 +38,8 @@ pub struct Config {
     /// The configuration hash a daemon and its clients must agree on; `None` without a
     /// remote (nothing to share). See [`daemon_key`].
     pub daemon_key: Option<[u8; 32]>,
+    /// Where the daemon serves Prometheus metrics (`SGCACHE_METRICS_ADDR`), if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -110,6 +114,10 @@ impl Config {
             }
             r
         });
+        let metrics_addr = match g.metrics_addr.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => Some(parse_metrics_addr(a)?),
+        };
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -124,12 +132,37 @@ impl Config {
             remote,
             prefetch: g.prefetch,
             manifest: manifest_name(g.manifest_key.as_deref()),
+            manifest_key: g.manifest_key.clone().filter(|k| !k.is_empty()),
             daemon: g.daemon,
             daemon_idle: g.daemon_idle,
             runtime_dir,
             daemon_key,
+            metrics_addr,
         })
     }
+}
+
+/// Parses `SGCACHE_METRICS_ADDR`: a bare port binds loopback (`9184` → `127.0.0.1:9184`), as
+/// does `localhost:PORT`; any other interface must be written out as an IP address and port
+/// (`0.0.0.0:9184`, `[::]:9184`), so exposing the counters beyond this machine is never a
+/// default. Host names other than `localhost` are refused (no DNS lookup at start).
+pub fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    let bad = || {
+        anyhow::anyhow!(
+            "SGCACHE_METRICS_ADDR {s:?} is not an address to serve metrics on; write a port \
+             (9184: loopback), localhost:PORT, or an IP address and port (0.0.0.0:9184 to \
+             serve every interface)"
+        )
+    };
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    s.parse::<SocketAddr>().map_err(|_| bad())
 }
 
 /// The configuration hash of the shared daemon: everything that changes what is served or
@@ -203,17 +236,25 @@ fn credentials_fingerprint() -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The manifest name: `SGCACHE_MANIFEST_KEY`, else what identifies a build context. The go
-/// version need not be part of it: it salts every action id, so another version's manifest
-/// only yields misses.
+/// The manifest name of the build context of go commands run in the current directory:
+/// `SGCACHE_MANIFEST_KEY`, else what identifies a build context. The go version need not be
+/// part of it: it salts every action id, so another version's manifest only yields misses.
 fn manifest_name(key: Option<&str>) -> ManifestName {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    manifest_name_in(key, &cwd)
+}
+
+/// The manifest name of go commands run in `dir` (`dir` as the operating system reports a
+/// working directory: absolute, symbolic links resolved), with this environment's `GOOS`,
+/// `GOARCH`, `GOFLAGS`, `CGO_ENABLED` and `GOEXPERIMENT`; `SGCACHE_MANIFEST_KEY`, when
+/// set, names one context whatever the directory.
+pub fn manifest_name_in(key: Option<&str>, dir: &std::path::Path) -> ManifestName {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     match key.filter(|k| !k.is_empty()) {
         Some(k) => h.update(format!("key={k}")),
         None => {
-            let cwd = std::env::current_dir().unwrap_or_default();
-            h.update(format!("cwd={}\0", cwd.display()));
+            h.update(format!("cwd={}\0", dir.display()));
             for var in ["GOOS", "GOARCH", "GOFLAGS", "CGO_ENABLED", "GOEXPERIMENT"] {
                 let v = std::env::var(var).unwrap_or_default();
                 h.update(format!("{var}={v}\0"));
@@ -266,6 +307,13 @@ fn go_env_file() -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// The go command's `GODEBUG` as this process inherited it. `sgcache explain` adds its own
+/// settings for the child go command and must know the user's value: a plain run hashes it
+/// into every test result's key.
+pub fn inherited_godebug() -> Option<std::ffi::OsString> {
+    std::env::var_os("GODEBUG")
+}
+
 /// `KEY=value` lookup in a go env file (last assignment wins, like cmd/go).
 fn go_env_lookup(contents: &str, key: &str) -> Option<String> {
     contents
@@ -316,6 +364,29 @@ pub fn config_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_addr_is_loopback_unless_written_out() {
+        let p = |s: &str| parse_metrics_addr(s).map(|a| a.to_string());
+        assert_eq!(p("9184").unwrap(), "127.0.0.1:9184");
+        assert_eq!(p("localhost:9184").unwrap(), "127.0.0.1:9184");
+        assert_eq!(p("[::1]:9184").unwrap(), "[::1]:9184");
+        assert_eq!(p("0.0.0.0:9184").unwrap(), "0.0.0.0:9184");
+        for bad in [
+            "",
+            "nonsense",
+            "99999",
+            "example.com:80",
+            "localhost:x",
+            "1.2.3.4",
+        ] {
+            let e = p(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("SGCACHE_METRICS_ADDR") && !e.contains('\n'),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn go_env_file_lookup() {

@@ -80,6 +80,8 @@ fn run(cli: Cli, cfg: Option<Config>, started: Instant) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen => cmd::keygen::run(),
+        Command::Prefetch(args) => cmd::prefetch::run(cfg(), &args),
+        Command::Explain(args) => cmd::explain::run(cfg(), args),
         Command::Serve => serve_stdio(cfg(), started),
         Command::Stats(args) => cmd::stats::run(cfg(), &args),
         Command::Trim(args) => cmd::maintain::trim(cfg(), &args),
@@ -89,6 +91,7 @@ fn run(cli: Cli, cfg: Option<Config>, started: Instant) -> Result<ExitCode> {
         Command::Doctor => cmd::doctor::run(cfg()),
         Command::Daemon(args) => daemon::run(cfg(), &args),
         Command::Clean => cmd::maintain::clean(cfg()),
+        Command::Ci(c) => cmd::ci::run(&c),
     }
 }
 

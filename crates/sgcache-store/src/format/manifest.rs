@@ -10,6 +10,8 @@
 //! | records | 80 × n | most recently used first; action id (32), output id (32), size (u64 LE), time (i64 LE ns) |
 //! | pack count m | 4 | u32 LE, m ≤ [`MAX_PACKS`] |
 //! | packs | 40 × m | pack id (32: SHA-256 of the pack, its `cas/` key), pack length (u64 LE, uncompressed) |
+//! | miss count k | 4 | u32 LE, k ≤ [`MAX_MISSES`] |
+//! | misses | 32 × k | action ids the context's builds ask for and never store (the go command misses them too) |
 //! | signature | 0 or 72 | key id (8), Ed25519 signature (64) over `"sgcache-manifest-v4\0" ‖ namespace ‖ "\0" ‖ manifest name (32) ‖ key id (8) ‖` every byte between the magic and the signature |
 //!
 //! A record says what an action entry says, so a manifest is trusted exactly like one
@@ -34,8 +36,11 @@ const SIGNATURE: usize = 8 + 64;
 pub const MAX_RECORDS: usize = 50_000;
 /// Most packs a manifest lists.
 pub const MAX_PACKS: usize = 10_000;
+/// Most never-stored keys a manifest lists.
+pub const MAX_MISSES: usize = 4_096;
 /// The longest manifest.
-pub const MAX_BYTES: usize = 4 + 4 + RECORD * MAX_RECORDS + 4 + PACK * MAX_PACKS + SIGNATURE;
+pub const MAX_BYTES: usize =
+    4 + 4 + RECORD * MAX_RECORDS + 4 + PACK * MAX_PACKS + 4 + 32 * MAX_MISSES + SIGNATURE;
 
 /// The name of a build context's manifest (a 32-byte hash of what identifies the context).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +80,9 @@ pub struct Manifest {
     pub records: Vec<IndexEntry>,
     /// Packs of the records' outputs, in record order.
     pub packs: Vec<PackRef>,
+    /// Action ids the context's builds asked for and never stored (the go command misses
+    /// them too): a reader need not ask the remote for them.
+    pub misses: Vec<ActionId>,
 }
 
 fn signed_message(namespace: &str, name: &ManifestName, key: KeyId, body: &[u8]) -> Vec<u8> {
@@ -88,7 +96,8 @@ fn signed_message(namespace: &str, name: &ManifestName, key: KeyId, body: &[u8])
     m
 }
 
-/// Encodes `m` (at most [`MAX_RECORDS`] records and [`MAX_PACKS`] packs; the rest are cut)
+/// Encodes `m` (at most [`MAX_RECORDS`] records, [`MAX_PACKS`] packs and [`MAX_MISSES`]
+/// misses; the rest are cut)
 /// for `namespace`; signed when `signer` is given.
 pub fn encode(
     m: &Manifest,
@@ -111,6 +120,11 @@ pub fn encode(
     for p in packs {
         b.extend_from_slice(p.id.as_bytes());
         b.extend_from_slice(&p.len.to_le_bytes());
+    }
+    let misses = &m.misses[..m.misses.len().min(MAX_MISSES)];
+    b.extend_from_slice(&(misses.len() as u32).to_le_bytes());
+    for a in misses {
+        b.extend_from_slice(a.as_bytes());
     }
     if let Some(k) = signer {
         let sig = k.sign(|id| signed_message(namespace, name, id, &b[4..]));
@@ -147,7 +161,12 @@ pub fn decode(
     if m > MAX_PACKS {
         return Err(EntryRejection::Malformed);
     }
-    let body_len = packs_at + 4 + m * PACK;
+    let misses_at = packs_at + 4 + m * PACK;
+    let k = count(misses_at)?;
+    if k > MAX_MISSES {
+        return Err(EntryRejection::Malformed);
+    }
+    let body_len = misses_at + 4 + k * 32;
     let sig = match rest.len().checked_sub(body_len) {
         Some(0) => None,
         Some(SIGNATURE) => {
@@ -172,14 +191,22 @@ pub fn decode(
             time_nanos: i64::from_le_bytes(array(c, 72)),
         })
         .collect();
-    let packs = rest[packs_at + 4..body_len]
+    let packs = rest[packs_at + 4..misses_at]
         .chunks_exact(PACK)
         .map(|c| PackRef {
             id: OutputId::from_bytes(array(c, 0)),
             len: u64::from_le_bytes(array(c, 32)),
         })
         .collect();
-    Ok(Manifest { records, packs })
+    let misses = rest[misses_at + 4..body_len]
+        .chunks_exact(32)
+        .map(|c| ActionId::from_bytes(array(c, 0)))
+        .collect();
+    Ok(Manifest {
+        records,
+        packs,
+        misses,
+    })
 }
 
 #[cfg(test)]
@@ -202,6 +229,7 @@ mod tests {
                 id: OutputId::from_bytes([0x33; 32]),
                 len: 0x0a0b,
             }],
+            misses: vec![ActionId::from_bytes([0x44; 32])],
         }
     }
 
@@ -210,7 +238,7 @@ mod tests {
         let name = ManifestName([7; 32]);
         let open = Trust::new(&[], None, "main");
         let b = encode(&sample(), "main", &name, None);
-        assert_eq!(b.len(), 4 + 4 + 160 + 4 + 40);
+        assert_eq!(b.len(), 4 + 4 + 160 + 4 + 40 + 4 + 32);
         assert_eq!(&b[..4], b"sgm4");
         assert_eq!(&b[4..8], &[2, 0, 0, 0]);
         assert_eq!(&b[8..40], &A);
@@ -223,6 +251,8 @@ mod tests {
         assert_eq!(&b[168..172], &[1, 0, 0, 0]);
         assert_eq!(&b[172..204], &[0x33; 32]);
         assert_eq!(&b[204..212], &[0x0b, 0x0a, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[212..216], &[1, 0, 0, 0]);
+        assert_eq!(&b[216..248], &[0x44; 32]);
         assert_eq!(decode(&b, "main", &name, &open), Ok(sample()));
         let empty = encode(&Manifest::default(), "main", &name, None);
         assert_eq!(
@@ -238,7 +268,7 @@ mod tests {
         let other = SecretKey::generate().unwrap();
         let reader = Trust::new(&[key.public().clone()], None, "pr-1");
         let signed = encode(&sample(), "main", &name, Some(&key));
-        assert_eq!(signed.len(), 4 + 4 + 160 + 4 + 40 + 72);
+        assert_eq!(signed.len(), 4 + 4 + 160 + 4 + 40 + 4 + 32 + 72);
         assert_eq!(decode(&signed, "main", &name, &reader), Ok(sample()));
         assert_eq!(
             decode(&signed, "release", &name, &reader),
@@ -248,7 +278,7 @@ mod tests {
             decode(&signed, "main", &ManifestName([8; 32]), &reader),
             Err(EntryRejection::BadSignature)
         );
-        for at in [40, 100, 180] {
+        for at in [40, 100, 180, 230] {
             let mut flipped = signed.clone();
             flipped[at] ^= 1;
             assert_eq!(

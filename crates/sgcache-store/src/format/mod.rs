@@ -3,6 +3,7 @@
 //!
 //! | module | under | what |
 //! |---|---|---|
+//! | [`baseline`] | `<ns>/ac/<baseline id>` | an explain baseline's signed header, naming its blob in `cas/` |
 //! | [`entry`] | `<ns>/ac/<action>` | an action entry: one line, the output id, size, time, optional signature |
 //! | [`manifest`] | `<ns>/ac/<manifest id>` | a build context's manifest: records and the packs holding their outputs |
 //! | [`pack`] | `cas/<pack id>` | a pack: a directory of outputs, then their bytes |
@@ -13,6 +14,7 @@
 //! allocates no more than the input justifies (the `remote_formats` fuzz target holds it to
 //! that).
 
+pub mod baseline;
 pub mod entry;
 pub mod manifest;
 pub mod namespace;

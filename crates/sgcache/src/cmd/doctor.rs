@@ -118,8 +118,23 @@ pub fn run(cfg: &Config) -> Result<ExitCode> {
                     .build()?;
                 Ok(rt.block_on(remote.probe())?)
             });
+        let outage_file =
+            sgcache_tier::local_state::outage_path(&sgcache_disk::layout::state_dir(&cfg.dir), rc);
+        if let Some(o) = sgcache_tier::local_state::read_outage(&outage_file) {
+            writeln!(
+                out,
+                "  recorded outage    since {} ({}); go commands skip the remote until it ends",
+                o.since(),
+                o.reason
+            )?;
+        }
         match result {
-            Ok(msg) => writeln!(out, "  remote             ok ({msg})")?,
+            Ok(msg) => {
+                writeln!(out, "  remote             ok ({msg})")?;
+                if std::fs::remove_file(&outage_file).is_ok() {
+                    writeln!(out, "  recorded outage    cleared: the remote answers")?;
+                }
+            }
             Err(e) => {
                 ok = false;
                 writeln!(out, "  remote             FAILED: {e:#}")?;

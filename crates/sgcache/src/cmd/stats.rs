@@ -28,6 +28,12 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> Result<ExitCode> {
         e.1 += item.size;
     })?;
     let counters = sgcache_disk::read_counters(&cfg.dir).unwrap_or_default();
+    let outage = cfg.remote.as_ref().and_then(|r| {
+        sgcache_tier::local_state::read_outage(&sgcache_tier::local_state::outage_path(
+            &sgcache_disk::layout::state_dir(&cfg.dir),
+            r,
+        ))
+    });
     let time = |t: Option<SystemTime>| t.map(|t| humantime::format_rfc3339_seconds(t).to_string());
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -43,6 +49,7 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> Result<ExitCode> {
             "newest": time(summary.newest),
             "kinds": kinds.iter().map(|(k, (n, b))| (k.to_string(), serde_json::json!({"count": n, "bytes": b}))).collect::<serde_json::Map<_, _>>(),
             "counters": counters,
+            "remote_outage": outage,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -87,6 +94,23 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> Result<ExitCode> {
         ) {
             writeln!(out, "  {:<28} {:>12}", f.name, f.value)?;
         }
+    }
+    if let Some(o) = &outage {
+        let until =
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(o.until_unix_ns.max(0) as u64);
+        let state = if o.active(std::time::SystemTime::now()) {
+            "down"
+        } else {
+            "was down (the next request probes it)"
+        };
+        writeln!(
+            out,
+            "remote       {} {state} since {}, until {} ({})",
+            o.remote,
+            o.since(),
+            humantime::format_rfc3339_seconds(until),
+            o.reason
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -567,7 +567,7 @@ fn hello(
 /// Starts a detached daemon for `cfg` and connects to it, or `None` after
 /// [`START_TIMEOUT`]. Several clients may do this at once: the daemons' lifetime lock
 /// lets one of them serve and the others exit.
-fn start_and_connect(cfg: &Config, ep: &Endpoint) -> Option<UnixStream> {
+pub(crate) fn start_and_connect(cfg: &Config, ep: &Endpoint) -> Option<UnixStream> {
     if let Err(e) = spawn_daemon(cfg, ep) {
         tracing::debug!("daemon: starting one: {e}");
         return None;

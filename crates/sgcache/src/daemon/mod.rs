@@ -21,12 +21,13 @@
 //!   [`socket`] for the directory, the lifetime lock and stale sockets.
 
 mod client;
+pub mod metrics;
 mod server;
 pub mod socket;
 pub mod wire;
 
 pub use client::DaemonClient;
-pub use server::{run, status};
+pub use server::{Prefetched, prefetch, run, status};
 
 use std::path::PathBuf;
 

@@ -25,9 +25,10 @@ use sgcache_disk::DiskCache;
 use sgcache_store::layers::BreakerPosition;
 use sgcache_store::{ManifestName, RemoteCache, UploadJob, UploadQueue};
 use sgcache_tier::{Fetcher, Session, UsedActions};
-use sgcache_types::{Counter, IndexEntry, Metrics};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use sgcache_types::{ActionId, Counter, IndexEntry, Metrics};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
 use super::Error;
@@ -101,10 +102,22 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
     let remote = RemoteCache::new(rc, metrics.clone()).context("configuring the remote")?;
     let rt = sgcache_tier::runtime("sgcache-daemon").context("starting the runtime")?;
+    let fetcher = Fetcher::new(remote.clone(), disk.clone());
+    let uploads = UploadQueue::start(remote, rt.handle());
+    let f = fetcher.clone();
+    uploads.on_uploaded(move |e| f.note_uploaded(e));
+    let q = uploads.clone();
+    fetcher.on_corrupt_put(move |entry, path| {
+        let _ = q.enqueue(UploadJob {
+            entry,
+            path,
+            heal: true,
+        });
+    });
     let d = Arc::new(Daemon {
         key,
-        fetcher: Fetcher::new(remote.clone(), disk.clone()),
-        uploads: UploadQueue::start(remote, rt.handle()),
+        fetcher,
+        uploads,
         metrics: metrics.clone(),
         rt: rt.handle().clone(),
         started: Instant::now(),
@@ -119,6 +132,11 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
         sessions: Mutex::new(HashMap::new()),
         stop: Notify::new(),
     });
+    if let Some(addr) = cfg.metrics_addr {
+        let s = d.clone();
+        let bound = super::metrics::serve(addr, Arc::new(move || s.status()))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+    }
     let sock = ep.sock.clone();
     rt.block_on(async {
         let listener = tokio::net::UnixListener::bind(&sock).map_err(|source| Error::Io {
@@ -181,12 +199,90 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
         tracing::info!("daemon exiting: {report:?}");
         anyhow::Ok(())
     })?;
-    let mut snapshot = metrics.snapshot();
-    snapshot.daemon_clients = d.metrics.daemon_clients.get();
-    if let Err(e) = sgcache_disk::add_counters(disk.dir(), &snapshot) {
+    if let Err(e) = sgcache_disk::add_counters(disk.dir(), &metrics.snapshot()) {
         tracing::debug!("saving stats: {e}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the daemon says it did for a `sgcache prefetch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefetched {
+    /// The daemon's pid.
+    pub pid: u32,
+    /// Build contexts started or joined.
+    pub contexts: u64,
+    /// Manifest records loaded meanwhile (when waited for).
+    pub records: u64,
+    /// Outputs fetched meanwhile (when waited for).
+    pub outputs: u64,
+}
+
+/// `sgcache prefetch` through the daemon of `cfg` (starting one if none runs): asks it to
+/// warm the build contexts `names`, and with `wait` waits until it has. `Err` when no
+/// daemon can be reached (the caller then works in-process).
+pub fn prefetch(cfg: &Config, names: &[ManifestName], wait: bool) -> Result<Prefetched> {
+    use std::io::{BufRead, Write};
+    let key = cfg.daemon_key.ok_or(Error::NoRemote)?;
+    let ep = socket::endpoint(cfg.runtime_dir.as_deref(), &key)?;
+    let s = match std::os::unix::net::UnixStream::connect(&ep.sock) {
+        Ok(s) => s,
+        Err(_) => super::client::start_and_connect(cfg, &ep).ok_or_else(|| Error::NotRunning {
+            path: ep.sock.clone(),
+            reason: "none runs, and the one started did not accept".into(),
+        })?,
+    };
+    // Waiting may take as long as prefetch does (its own bounds: 2 minutes, 8 GiB).
+    s.set_read_timeout(Some(if wait {
+        Duration::from_secs(600)
+    } else {
+        Duration::from_secs(5)
+    }))?;
+    let mut w = s.try_clone()?;
+    w.write_all(&line(&ClientMsg::Hello {
+        version: WIRE_VERSION,
+        config: hex::encode(key),
+        manifest: None,
+        prefetch: false,
+        pid: std::process::id(),
+    }))?;
+    w.write_all(&line(&ClientMsg::Prefetch {
+        manifests: names.iter().map(|n| hex::encode(n.0)).collect(),
+        wait,
+    }))?;
+    let mut r = std::io::BufReader::new(s);
+    let not_running = |reason: String| Error::NotRunning {
+        path: ep.sock.clone(),
+        reason,
+    };
+    let mut pid = 0;
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l)
+            .map_err(|e| not_running(e.to_string()))?
+            == 0
+        {
+            return Err(not_running("it closed the connection".into()).into());
+        }
+        match serde_json::from_str::<DaemonMsg>(&l) {
+            Ok(DaemonMsg::Welcome { pid: p, .. }) => pid = p,
+            Ok(DaemonMsg::Prefetched {
+                contexts,
+                records,
+                outputs,
+            }) => {
+                let _ = w.write_all(&line(&ClientMsg::Bye));
+                return Ok(Prefetched {
+                    pid,
+                    contexts,
+                    records,
+                    outputs,
+                });
+            }
+            Ok(DaemonMsg::Refused { reason }) => return Err(not_running(reason).into()),
+            other => return Err(not_running(format!("unexpected answer {other:?}")).into()),
+        }
+    }
 }
 
 /// `sgcache daemon --status` / `--stop`: asks the running daemon. Exit 1 if none answers.
@@ -299,7 +395,7 @@ impl Daemon {
             .or_insert_with(|| Session::new(self.fetcher.clone(), name))
             .clone();
         if prefetch {
-            s.start_prefetch(&self.rt);
+            s.start_prefetch(&self.rt, false);
         }
         s
     }
@@ -319,6 +415,11 @@ impl Daemon {
             return false;
         };
         let heal = self.fetcher.on_put(&e);
+        if !heal && self.fetcher.recently_uploaded(&e) {
+            self.metrics.uploads_skipped_recent.inc();
+            self.uploads_queued.inc();
+            return true;
+        }
         match self.uploads.enqueue(UploadJob {
             entry: e,
             path,
@@ -353,66 +454,17 @@ impl Daemon {
     async fn serve_conn(self: Arc<Self>, stream: UnixStream) {
         let (rd, mut wr) = stream.into_split();
         let mut lines = BufReader::new(rd).lines();
-        let hello = match tokio::time::timeout(HELLO_WAIT, lines.next_line()).await {
-            Ok(Ok(Some(l))) => serde_json::from_str::<ClientMsg>(&l).ok(),
-            _ => None,
-        };
-        let Some(ClientMsg::Hello {
-            version,
-            config,
-            manifest,
-            prefetch,
-            pid,
-        }) = hello
-        else {
+        let Some((manifest, prefetch, pid)) = self.handshake(&mut lines, &mut wr).await else {
             return;
         };
-        let refusal = if version != WIRE_VERSION {
-            Some(format!(
-                "wire version {version}; this daemon speaks {WIRE_VERSION}"
-            ))
-        } else if config != hex::encode(self.key) {
-            Some("another configuration (its socket name collides with ours)".to_owned())
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            tracing::info!("refused client pid {pid}: {reason}");
-            let _ = wr.write_all(&line(&DaemonMsg::Refused { reason })).await;
-            return;
-        }
-        let welcome = line(&DaemonMsg::Welcome {
-            version: WIRE_VERSION,
-            pid: std::process::id(),
-        });
-        if wr.write_all(&welcome).await.is_err() {
-            return;
-        }
         self.clients_now.fetch_add(1, Ordering::SeqCst);
         self.metrics.daemon_clients.inc();
-
-        // One writer per connection; answers are coalesced into one write when several
-        // are ready.
-        let (tx, mut rx) = mpsc::unbounded_channel::<DaemonMsg>();
-        let writer = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while let Some(m) = rx.recv().await {
-                buf.extend(line(&m));
-                while let Ok(m) = rx.try_recv() {
-                    buf.extend(line(&m));
-                }
-                if wr.write_all(&buf).await.is_err() {
-                    break;
-                }
-                buf.clear();
-            }
-        });
-
+        let (tx, writer) = spawn_writer(wr);
         let session = manifest
             .as_deref()
             .and_then(parse_hex32)
             .map(|name| self.session(ManifestName(name), prefetch));
-        let mut used = UsedActions::default();
+        let used: Arc<Mutex<UsedActions>> = Arc::default();
         let mut stop_asked = false;
         loop {
             let msg = match lines.next_line().await {
@@ -426,29 +478,20 @@ impl Daemon {
                 _ => break, // the client went away
             };
             match msg {
-                ClientMsg::Lookup { id, action } => {
-                    self.lookups.inc();
-                    let (d, tx) = (self.clone(), tx.clone());
-                    tokio::spawn(async move {
-                        let found = d.fetcher.lookup(action).await.is_some();
-                        if found {
-                            d.found.inc();
-                        }
-                        let _ = tx.send(DaemonMsg::Found { id, found });
-                    });
-                }
+                ClientMsg::Lookup { id, action } => self.lookup_for(id, action, &used, &tx),
                 ClientMsg::Upload { id, entry } => {
                     let ok = self.queue_upload(entry);
                     let _ = tx.send(DaemonMsg::Queued { id, ok });
                 }
                 ClientMsg::Used { entries } => {
+                    let mut used = lock(&used);
                     for e in entries {
                         used.note(e);
                     }
                 }
                 ClientMsg::Bye => {
                     if let Some(s) = &session {
-                        self.store_manifest(s.clone(), std::mem::take(&mut used));
+                        self.store_manifest(s.clone(), std::mem::take(&mut *lock(&used)));
                     }
                     let _ = tx.send(DaemonMsg::Bye);
                     break;
@@ -458,6 +501,7 @@ impl Daemon {
                         status: Box::new(self.status()),
                     });
                 }
+                ClientMsg::Prefetch { manifests, wait } => self.prefetch_for(&manifests, wait, &tx),
                 ClientMsg::Stop => {
                     let _ = tx.send(DaemonMsg::Stopping);
                     stop_asked = true;
@@ -476,4 +520,120 @@ impl Daemon {
             self.stop.notify_one();
         }
     }
+
+    /// Reads the client's hello and answers it: `Some((manifest, prefetch, pid))` once the
+    /// client is welcome; `None` (after a refusal, where one is due) otherwise.
+    async fn handshake(
+        &self,
+        lines: &mut Lines<BufReader<OwnedReadHalf>>,
+        wr: &mut OwnedWriteHalf,
+    ) -> Option<(Option<String>, bool, u32)> {
+        let hello = match tokio::time::timeout(HELLO_WAIT, lines.next_line()).await {
+            Ok(Ok(Some(l))) => serde_json::from_str::<ClientMsg>(&l).ok(),
+            _ => None,
+        };
+        let Some(ClientMsg::Hello {
+            version,
+            config,
+            manifest,
+            prefetch,
+            pid,
+        }) = hello
+        else {
+            return None;
+        };
+        let refusal = if version != WIRE_VERSION {
+            Some(format!(
+                "wire version {version}; this daemon speaks {WIRE_VERSION}"
+            ))
+        } else if config != hex::encode(self.key) {
+            Some("another configuration (its socket name collides with ours)".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            tracing::info!("refused client pid {pid}: {reason}");
+            let _ = wr.write_all(&line(&DaemonMsg::Refused { reason })).await;
+            return None;
+        }
+        let welcome = line(&DaemonMsg::Welcome {
+            version: WIRE_VERSION,
+            pid: std::process::id(),
+        });
+        wr.write_all(&welcome).await.ok()?;
+        Some((manifest, prefetch, pid))
+    }
+
+    /// Answers a lookup when the fetcher has: found, or a miss the run's manifest may list.
+    fn lookup_for(
+        self: &Arc<Self>,
+        id: u64,
+        action: ActionId,
+        used: &Arc<Mutex<UsedActions>>,
+        tx: &Answers,
+    ) {
+        self.lookups.inc();
+        let (d, tx, used) = (self.clone(), tx.clone(), used.clone());
+        tokio::spawn(async move {
+            let found = d.fetcher.lookup(action).await.is_some();
+            if found {
+                d.found.inc();
+            } else {
+                lock(&used).note_miss(action);
+            }
+            let _ = tx.send(DaemonMsg::Found { id, found });
+        });
+    }
+
+    /// Starts prefetch for each named build context and answers with what it did: at once,
+    /// or when every context is warm (`wait`).
+    fn prefetch_for(self: &Arc<Self>, manifests: &[String], wait: bool, tx: &Answers) {
+        let sessions: Vec<Arc<Session>> = manifests
+            .iter()
+            .filter_map(|m| parse_hex32(m))
+            .map(|name| {
+                let s = self.session(ManifestName(name), false);
+                s.start_prefetch(&self.rt, true);
+                s
+            })
+            .collect();
+        let (d, tx) = (self.clone(), tx.clone());
+        let before = d.metrics.snapshot();
+        tokio::spawn(async move {
+            if wait {
+                for s in &sessions {
+                    s.prefetch_finished().await;
+                }
+            }
+            let now = d.metrics.snapshot();
+            let _ = tx.send(DaemonMsg::Prefetched {
+                contexts: sessions.len() as u64,
+                records: now.prefetch_manifest_records - before.prefetch_manifest_records,
+                outputs: (now.prefetch_pack_objects + now.prefetch_found)
+                    - (before.prefetch_pack_objects + before.prefetch_found),
+            });
+        });
+    }
+}
+
+/// Where a connection's answers go.
+type Answers = mpsc::UnboundedSender<DaemonMsg>;
+
+/// One writer per connection; answers are coalesced into one write when several are ready.
+fn spawn_writer(mut wr: OwnedWriteHalf) -> (Answers, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<DaemonMsg>();
+    let writer = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        while let Some(m) = rx.recv().await {
+            buf.extend(line(&m));
+            while let Ok(m) = rx.try_recv() {
+                buf.extend(line(&m));
+            }
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+        }
+    });
+    (tx, writer)
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sgcache_types::{ActionId, IndexEntry, MetricsSnapshot};
 
 /// Bumped whenever a message changes meaning; a daemon refuses other versions.
-pub const WIRE_VERSION: u32 = 3;
+pub const WIRE_VERSION: u32 = 4;
 
 /// Client → daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,10 @@ pub enum ClientMsg {
     Used { entries: Vec<IndexEntry> },
     /// End of the run: store the manifest; answered by [`DaemonMsg::Bye`].
     Bye,
+    /// `sgcache prefetch`: warm the local tier for these build contexts (64 hex digits
+    /// each), reading their manifests afresh; answered by [`DaemonMsg::Prefetched`] at once,
+    /// or with `wait` once every one has finished.
+    Prefetch { manifests: Vec<String>, wait: bool },
     /// `sgcache daemon --status`.
     Status,
     /// `sgcache daemon --stop`.
@@ -57,6 +61,13 @@ pub enum DaemonMsg {
     Queued { id: u64, ok: bool },
     /// Answer to `bye`.
     Bye,
+    /// Answer to `prefetch`: how many contexts it started (or joined), and, when it waited,
+    /// what prefetch took from the remote meanwhile (records loaded, outputs fetched).
+    Prefetched {
+        contexts: u64,
+        records: u64,
+        outputs: u64,
+    },
     /// Answer to `status`.
     Status { status: Box<DaemonStatus> },
     /// Answer to `stop`.

@@ -8,9 +8,14 @@
 #![allow(clippy::print_stderr)]
 
 mod buildid_cli;
+mod ci_e2e;
 mod common;
 mod daemon_e2e;
+mod explain_e2e;
 mod go_e2e;
+mod metrics_e2e;
+mod outage_e2e;
+mod prefetch_e2e;
 mod protocol;
 mod reliability_compat;
 mod reliability_concurrency;

@@ -191,6 +191,7 @@ fn a_pull_request_reads_main_but_cannot_poison_main_or_a_release() {
             })
             .collect(),
         packs: vec![],
+        misses: vec![],
     };
     // The manifest name is the build context's; B forges the one every job of the context
     // would load (SGCACHE_MANIFEST_KEY pins it here).

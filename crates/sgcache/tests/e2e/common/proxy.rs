@@ -55,6 +55,8 @@ pub struct Counts {
     pub unframed: AtomicU64,
     /// Request heads by method.
     pub methods: Mutex<BTreeMap<String, u64>>,
+    /// Request heads by method and path (`"GET /cache/cas/…"`).
+    pub paths: Mutex<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug)]
@@ -145,6 +147,26 @@ impl Proxy {
     /// Request heads seen so far.
     pub fn requests(&self) -> u64 {
         self.shared.counts.requests.load(Relaxed)
+    }
+
+    /// Requests of `method` per path whose path contains `part`, e.g. `("GET", "/cas/")`.
+    pub fn requests_per_path(&self, method: &str, part: &str) -> BTreeMap<String, u64> {
+        let prefix = format!("{method} ");
+        self.shared
+            .counts
+            .paths
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix) && k.contains(part))
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+
+    /// Requests of `method` seen so far (e.g. `"GET"`: the reads).
+    pub fn requests_of(&self, method: &str) -> u64 {
+        let m = self.shared.counts.methods.lock().unwrap();
+        m.get(method).copied().unwrap_or(0)
     }
 
     /// Connections reset by a fault so far.
@@ -348,6 +370,13 @@ fn next_state(head: &[u8], requests: bool, s: &Shared, methods: &Mutex<VecDeque<
             .lock()
             .unwrap()
             .entry(method.clone())
+            .or_default() += 1;
+        let path = first.get(1).copied().unwrap_or("");
+        *s.counts
+            .paths
+            .lock()
+            .unwrap()
+            .entry(format!("{method} {path}"))
             .or_default() += 1;
         methods.lock().unwrap().push_back(method);
         return body(length.unwrap_or(0));
