@@ -11,6 +11,11 @@
 #   fresh local directory + warm remote, 100 ms per request   / warm local   (target <= 3)
 #   remote traffic of the build, compressed (zstd 3) vs raw object bytes
 #
+# SGCACHE_BENCH_SIGNED=1 adds, in the same run, the 0 ms and 20 ms series with Ed25519
+# signing on: a second namespace seeded by a job holding SGCACHE_SIGNING_KEY, read by fresh
+# builds that accept only that key (SGCACHE_TRUSTED_KEYS), so every entry and manifest read
+# is verified.
+#
 # The floor: bench/roundtrip/floor.rs with COPY_FROM, a GOCACHEPROG yardstick whose "remote"
 # is the warm directory itself, free and instant: it copies every output into the fresh
 # directory (a background thread in manifest order, plus on demand), with no network, no
@@ -105,11 +110,32 @@ pair_series() { # url label [floor]: median fresh/warm (and floor/warm into $wor
   median <"$work/r"
 }
 
+# Signed (SGCACHE_BENCH_SIGNED=1): a second namespace, seeded by a signing job; the fresh
+# builds of the signed series trust only its key.
+signed=${SGCACHE_BENCH_SIGNED:-}
+if [ -n "$signed" ]; then
+  keys=$("$sg" keygen)
+  signing_key=$(sed -n 's/^SGCACHE_SIGNING_KEY=//p' <<<"$keys")
+  trusted_keys=$(sed -n 's/^SGCACHE_TRUSTED_KEYS=//p' <<<"$keys")
+  GOCACHE=$(mktemp -d "$work/seed-signed.XXXXXX") GOCACHEPROG=$sg SGCACHE_REMOTE=$url \
+    SGCACHE_NAMESPACE=$SGCACHE_NAMESPACE-signed SGCACHE_SIGNING_KEY=$signing_key \
+    go build std 2>"$work/seed-signed.log"
+  grep '^sgcache:' "$work/seed-signed.log" | tail -1 | sed 's/^/seed build (signed): /'
+fi
+signed_series() { # url label: pair_series with signing on
+  SGCACHE_NAMESPACE=$SGCACHE_NAMESPACE-signed SGCACHE_TRUSTED_KEYS=$trusted_keys pair_series "$1" "$2"
+}
+
 run_warm >/dev/null
 r0=$(pair_series "$url" "0ms" floor)
 grep '^sgcache:' "$work/fresh.log" | tail -1 | sed 's/^/fresh build (0 ms): /'
 printf 'fresh local + warm remote (%s), 0 ms added: %sx a warm local build (median of %s pairs; targets <= 1.5, <= 1.3)\n' "$backend" "$r0" "$pairs"
 printf 'floor (a free, instant remote: copying the outputs, nothing verified): %sx a warm local build\n' "$(median <"$work/rf")"
+if [ -n "$signed" ]; then
+  r0s=$(signed_series "$url" "0ms signed")
+  grep '^sgcache:' "$work/fresh.log" | tail -1 | sed 's/^/fresh build (0 ms, signed): /'
+  printf 'the same with signing on (signed entries and manifests, verified): %sx a warm local build (unsigned: %sx)\n' "$r0s" "$r0"
+fi
 
 # A CI job with a head start: `sgcache prefetch` (the shared daemon of the fresh directory)
 # starts N seconds before `go build std`; the build alone is timed (for N = 0, from the
@@ -140,6 +166,10 @@ if [ "$backend" != file ]; then
   r20=$(pair_series "$slow_url" "20ms")
   grep '^sgcache:' "$work/fresh.log" | tail -1 | sed 's/^/fresh build (20 ms): /'
   printf 'fresh local + warm remote (%s), 20 ms added per request: %sx a warm local build (median of %s pairs; target <= 2)\n' "$backend" "$r20" "$pairs"
+  if [ -n "$signed" ]; then
+    r20s=$(signed_series "$slow_url" "20ms signed")
+    printf 'the same with signing on: %sx a warm local build (unsigned: %sx)\n' "$r20s" "$r20"
+  fi
   for n in ${SGCACHE_BENCH_HEADSTART:-0 2 5}; do
     rh=$(headstart_series "$slow_url" "$n")
     printf 'the same, sgcache prefetch started %s s ahead: %sx a warm local build (median of %s pairs; target <= 1.25 at 5 s)\n' "$n" "$rh" "$pairs"

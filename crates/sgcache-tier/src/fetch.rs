@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sgcache_disk::{DiskCache, PendingPut};
-use sgcache_store::{Check, Lookup, RemoteCache, SingleFlight};
+use sgcache_store::{Check, Lookup, RemoteCache, SingleFlight, UploadJob, UploadQueue};
 use sgcache_types::{ActionId, IndexEntry, OutputId};
 
 use crate::local_state::{self, KNOWLEDGE_TTL, Outage, RecentIds, UPLOADED_TTL};
@@ -260,6 +260,23 @@ impl Fetcher {
     /// entry and the local output's path, and queues a healing upload.
     pub fn on_corrupt_put(&self, f: impl Fn(IndexEntry, PathBuf) + Send + Sync + 'static) {
         let _ = self.inner.healer.set(Healer(Box::new(f)));
+    }
+
+    /// Connects this fetcher to the queue that uploads the go command's puts: each upload is
+    /// remembered (so an unchanged put is not uploaded again soon, see
+    /// [`Fetcher::recently_uploaded`]), and a corrupt remote object found after its put is
+    /// overwritten through the queue. Both the in-process tier and the daemon call this once.
+    pub fn attach_uploads(&self, uploads: &UploadQueue) {
+        let f = self.clone();
+        uploads.on_uploaded(move |e| f.note_uploaded(e));
+        let q = uploads.clone();
+        self.on_corrupt_put(move |entry, path| {
+            let _ = q.enqueue(UploadJob {
+                entry,
+                path,
+                heal: true,
+            });
+        });
     }
 
     /// Remembers that the remote copy of `out` failed verification, and heals it if the go

@@ -109,16 +109,7 @@ impl InProcess {
         let rt = runtime("sgcache-remote")?;
         let fetcher = Fetcher::new(remote.clone(), disk);
         let uploads = UploadQueue::start(remote, rt.handle());
-        let f = fetcher.clone();
-        uploads.on_uploaded(move |e| f.note_uploaded(e));
-        let q = uploads.clone();
-        fetcher.on_corrupt_put(move |entry, path| {
-            let _ = q.enqueue(UploadJob {
-                entry,
-                path,
-                heal: true,
-            });
-        });
+        fetcher.attach_uploads(&uploads);
         let session = cfg.manifest.map(|name| Session::new(fetcher.clone(), name));
         if cfg.prefetch
             && let Some(s) = &session

@@ -15,6 +15,7 @@
 //! kernel released) replaces it.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -104,16 +105,7 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
     let rt = sgcache_tier::runtime("sgcache-daemon").context("starting the runtime")?;
     let fetcher = Fetcher::new(remote.clone(), disk.clone());
     let uploads = UploadQueue::start(remote, rt.handle());
-    let f = fetcher.clone();
-    uploads.on_uploaded(move |e| f.note_uploaded(e));
-    let q = uploads.clone();
-    fetcher.on_corrupt_put(move |entry, path| {
-        let _ = q.enqueue(UploadJob {
-            entry,
-            path,
-            heal: true,
-        });
-    });
+    fetcher.attach_uploads(&uploads);
     let d = Arc::new(Daemon {
         key,
         fetcher,
@@ -137,72 +129,75 @@ pub fn run(cfg: &Config, args: &DaemonArgs) -> Result<ExitCode> {
         let bound = super::metrics::serve(addr, Arc::new(move || s.status()))?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
-    let sock = ep.sock.clone();
-    rt.block_on(async {
-        let listener = tokio::net::UnixListener::bind(&sock).map_err(|source| Error::Io {
-            op: "binding",
-            path: sock.clone(),
-            source,
-        })?;
-        tracing::info!(
-            "daemon pid {} serving `{}` for {}",
-            std::process::id(),
-            sock.display(),
-            d.fetcher.remote().describe()
-        );
-        let tick = (d.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let mut ticker = tokio::time::interval(tick);
-        // SIGTERM (systemd, a CI runner's clean-up) and SIGINT (a terminal) stop it like
-        // `--stop`: what is queued is still delivered.
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io {
-            op: "handling SIGTERM for",
-            path: sock.clone(),
-            source,
-        })?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|source| Error::Io {
-            op: "handling SIGINT for",
-            path: sock.clone(),
-            source,
-        })?;
-        loop {
-            tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((s, _)) => {
-                        let d = d.clone();
-                        tokio::spawn(async move { d.serve_conn(s).await });
-                    }
-                    Err(e) => tracing::warn!("accepting a client: {e}"),
-                },
-                _ = ticker.tick() => if d.is_idle() { break },
-                _ = d.stop.notified() => break,
-                _ = term.recv() => {
-                    tracing::info!("SIGTERM: draining, then exiting");
-                    break;
-                }
-                _ = int.recv() => {
-                    tracing::info!("SIGINT: draining, then exiting");
-                    break;
-                }
-            }
-        }
-        // New clients go elsewhere from here on; what was queued is still delivered.
-        drop(listener);
-        let _ = std::fs::remove_file(&sock);
-        let deadline = d.fetcher.remote().config().upload_deadline;
-        let until = Instant::now() + deadline;
-        while d.manifest_writes.load(Ordering::SeqCst) > 0 && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        let report = d.uploads.drain(left.max(Duration::from_millis(1))).await;
-        tracing::info!("daemon exiting: {report:?}");
-        anyhow::Ok(())
-    })?;
+    rt.block_on(serve_until_stopped(&d, &ep.sock))?;
     if let Err(e) = sgcache_disk::add_counters(disk.dir(), &metrics.snapshot()) {
         tracing::debug!("saving stats: {e}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves clients on `sock` until the daemon is idle, told to stop, or signalled; then
+/// delivers what is queued (manifest writes, then uploads) within the upload deadline.
+async fn serve_until_stopped(d: &Arc<Daemon>, sock: &Path) -> Result<()> {
+    let listener = tokio::net::UnixListener::bind(sock).map_err(|source| Error::Io {
+        op: "binding",
+        path: sock.to_path_buf(),
+        source,
+    })?;
+    tracing::info!(
+        "daemon pid {} serving `{}` for {}",
+        std::process::id(),
+        sock.display(),
+        d.fetcher.remote().describe()
+    );
+    let tick = (d.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(tick);
+    // SIGTERM (systemd, a CI runner's clean-up) and SIGINT (a terminal) stop it like
+    // `--stop`: what is queued is still delivered.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io {
+        op: "handling SIGTERM for",
+        path: sock.to_path_buf(),
+        source,
+    })?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|source| Error::Io {
+        op: "handling SIGINT for",
+        path: sock.to_path_buf(),
+        source,
+    })?;
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => {
+                    let d = d.clone();
+                    tokio::spawn(async move { d.serve_conn(s).await });
+                }
+                Err(e) => tracing::warn!("accepting a client: {e}"),
+            },
+            _ = ticker.tick() => if d.is_idle() { break },
+            _ = d.stop.notified() => break,
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: draining, then exiting");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: draining, then exiting");
+                break;
+            }
+        }
+    }
+    // New clients go elsewhere from here on; what was queued is still delivered.
+    drop(listener);
+    let _ = std::fs::remove_file(sock);
+    let deadline = d.fetcher.remote().config().upload_deadline;
+    let until = Instant::now() + deadline;
+    while d.manifest_writes.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = until.saturating_duration_since(Instant::now());
+    let report = d.uploads.drain(left.max(Duration::from_millis(1))).await;
+    tracing::info!("daemon exiting: {report:?}");
+    Ok(())
 }
 
 /// What the daemon says it did for a `sgcache prefetch`.
