@@ -2,12 +2,14 @@
 //!
 //! The serve loop does every local get and put itself; only what involves the remote goes
 //! through this trait: a lookup for a local miss, an upload after a put, the record of the
-//! actions a run used (for the manifest), and the end of the run. Three implementations:
+//! actions a run used (for the manifest), and the end of the run. The implementations:
 //!
 //! - [`LocalOnly`]: no remote; every lookup is a miss, answered at once.
 //! - [`InProcess`]: the remote work of one run, on a small runtime of its own.
 //! - the daemon client (in the binary): hands the work to the shared daemon over a socket,
 //!   and falls back to an [`InProcess`] of its own if the daemon fails.
+//! - [`Deferred`]: one of the others while it is still being set up on its own thread (the
+//!   go command's handshake does not wait for the remote's TLS client or the daemon).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -66,6 +68,129 @@ impl RemoteWork for LocalOnly {
     }
     fn describe(&self) -> String {
         "local only".into()
+    }
+}
+
+/// Remote work that is still being set up on a thread of its own, so the go command gets its
+/// handshake without waiting for it.
+///
+/// Setting up a remote costs milliseconds before the first byte is sent (the TLS client loads
+/// the system's root certificates; the daemon client connects), which a warm build that never
+/// needs the remote would otherwise pay on every go command. Until the work is ready,
+/// [`RemoteWork::note_used`] and [`RemoteWork::upload`] are kept, in order, and handed over
+/// first; a lookup, `finish` and `describe` wait for it.
+pub struct Deferred {
+    state: Mutex<DeferredState>,
+}
+
+enum DeferredState {
+    Pending {
+        setup: std::thread::JoinHandle<Box<dyn RemoteWork>>,
+        kept: Vec<Kept>,
+    },
+    Ready(Arc<dyn RemoteWork>),
+    /// Taken while being resolved (never seen outside `ready`).
+    Resolving,
+}
+
+enum Kept {
+    Used(IndexEntry),
+    Upload(IndexEntry, PathBuf),
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match &*lock(&self.state) {
+            DeferredState::Pending { .. } => "Deferred(pending)",
+            _ => "Deferred(ready)",
+        })
+    }
+}
+
+impl Deferred {
+    /// Runs `setup` on a new thread. If the thread cannot start, runs it here.
+    pub fn start(setup: impl FnOnce() -> Box<dyn RemoteWork> + Send + 'static) -> Deferred {
+        let setup = std::sync::Arc::new(Mutex::new(Some(setup)));
+        let s = setup.clone();
+        let state = match std::thread::Builder::new()
+            .name("sgcache-remote-setup".into())
+            .spawn(move || (lock(&s).take().expect("set up once"))())
+        {
+            Ok(h) => DeferredState::Pending {
+                setup: h,
+                kept: Vec::new(),
+            },
+            Err(e) => {
+                tracing::debug!("setting up the remote on this thread: {e}");
+                let f = lock(&setup).take().expect("set up once");
+                DeferredState::Ready(Arc::from(f()))
+            }
+        };
+        Deferred {
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The remote work, once set up (waits for it), with what was kept handed over first.
+    fn ready(&self) -> Arc<dyn RemoteWork> {
+        let mut g = lock(&self.state);
+        if let DeferredState::Ready(w) = &*g {
+            return w.clone();
+        }
+        let DeferredState::Pending { setup, kept } =
+            std::mem::replace(&mut *g, DeferredState::Resolving)
+        else {
+            unreachable!("Resolving is only seen under the lock");
+        };
+        let work: Arc<dyn RemoteWork> = match setup.join() {
+            Ok(w) => Arc::from(w),
+            Err(_) => {
+                tracing::warn!("remote disabled: setting it up panicked");
+                Arc::new(LocalOnly)
+            }
+        };
+        for k in kept {
+            match k {
+                Kept::Used(e) => work.note_used(&e),
+                Kept::Upload(e, p) => work.upload(e, p),
+            }
+        }
+        *g = DeferredState::Ready(work.clone());
+        work
+    }
+
+    /// Keeps `k` while the setup runs; `Err(k)` once it has finished.
+    fn keep(&self, k: Kept) -> Result<(), Kept> {
+        let mut g = lock(&self.state);
+        match &mut *g {
+            DeferredState::Pending { setup, kept } if !setup.is_finished() => {
+                kept.push(k);
+                Ok(())
+            }
+            _ => Err(k),
+        }
+    }
+}
+
+impl RemoteWork for Deferred {
+    fn lookup(&self, action: ActionId, done: Done) -> Answer {
+        self.ready().lookup(action, done)
+    }
+    fn note_used(&self, entry: &IndexEntry) {
+        if self.keep(Kept::Used(*entry)).is_err() {
+            self.ready().note_used(entry);
+        }
+    }
+    fn upload(&self, entry: IndexEntry, path: PathBuf) {
+        if let Err(Kept::Upload(e, p)) = self.keep(Kept::Upload(entry, path)) {
+            self.ready().upload(e, p);
+        }
+    }
+    fn finish(&self) -> DrainReport {
+        self.ready().finish()
+    }
+    fn describe(&self) -> String {
+        self.ready().describe()
     }
 }
 
@@ -202,5 +327,92 @@ impl RemoteWork for InProcess {
             }
             _ => "in-process".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what it is told, in order.
+    #[derive(Debug, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl RemoteWork for Recorder {
+        fn lookup(&self, action: ActionId, _done: Done) -> Answer {
+            lock(&self.0).push(format!("lookup {}", action.short()));
+            Answer::Now(None)
+        }
+        fn note_used(&self, e: &IndexEntry) {
+            lock(&self.0).push(format!("used {}", e.action.short()));
+        }
+        fn upload(&self, e: IndexEntry, _path: PathBuf) {
+            lock(&self.0).push(format!("upload {}", e.action.short()));
+        }
+        fn finish(&self) -> DrainReport {
+            lock(&self.0).push("finish".into());
+            DrainReport::default()
+        }
+        fn describe(&self) -> String {
+            "recorder".into()
+        }
+    }
+
+    fn entry(b: u8) -> IndexEntry {
+        IndexEntry {
+            action: ActionId::from([b; 32]),
+            output: sgcache_types::OutputId::from([b; 32]),
+            size: 1,
+            time_nanos: 0,
+        }
+    }
+
+    #[test]
+    fn deferred_keeps_what_comes_before_the_setup_and_hands_it_over_in_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let l = log.clone();
+        let d = Deferred::start(move || {
+            // The setup is slow: it finishes only when the test says so.
+            wait.recv().unwrap();
+            Box::new(Recorder(l)) as Box<dyn RemoteWork>
+        });
+        d.note_used(&entry(1));
+        d.upload(entry(2), PathBuf::from("/x"));
+        assert!(
+            lock(&log).is_empty(),
+            "nothing reaches the work before it is set up"
+        );
+        assert_eq!(format!("{d:?}"), "Deferred(pending)");
+        go.send(()).unwrap();
+        assert!(matches!(
+            d.lookup(ActionId::from([3; 32]), Box::new(|_| {})),
+            Answer::Now(None)
+        ));
+        d.note_used(&entry(4));
+        assert_eq!(d.describe(), "recorder");
+        d.finish();
+        let short = |b: u8| ActionId::from([b; 32]).short();
+        assert_eq!(
+            *lock(&log),
+            vec![
+                format!("used {}", short(1)),
+                format!("upload {}", short(2)),
+                format!("lookup {}", short(3)),
+                format!("used {}", short(4)),
+                "finish".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_setup_that_panics_leaves_a_local_only_run() {
+        let d = Deferred::start(|| panic!("setting up failed"));
+        d.note_used(&entry(1));
+        assert!(matches!(
+            d.lookup(ActionId::from([1; 32]), Box::new(|_| {})),
+            Answer::Now(None)
+        ));
+        assert_eq!(d.describe(), "local only");
     }
 }

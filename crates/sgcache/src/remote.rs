@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sgcache_disk::DiskCache;
 use sgcache_store::RemoteCache;
-use sgcache_tier::{InProcess, LocalOnly, RemoteWork, TierConfig};
+use sgcache_tier::{Deferred, InProcess, LocalOnly, RemoteWork, TierConfig};
 use sgcache_types::Metrics;
 
 use crate::config::Config;
@@ -14,7 +14,8 @@ use crate::daemon::DaemonClient;
 
 /// The remote work for one serving run: the daemon's when one answers for this
 /// configuration, else in-process, else (no remote, or one that cannot be set up: said
-/// once) local only.
+/// once) local only. With a remote, it is set up on a thread of its own ([`Deferred`]) while
+/// the go command gets its handshake and its first local hits.
 pub fn remote_work(
     cfg: &Config,
     disk: Arc<DiskCache>,
@@ -23,6 +24,12 @@ pub fn remote_work(
     if cfg.remote.is_none() {
         return Box::new(LocalOnly);
     }
+    let (cfg, metrics) = (cfg.clone(), metrics.clone());
+    Box::new(Deferred::start(move || set_up(&cfg, disk, &metrics)))
+}
+
+/// [`remote_work`]'s choice, made on its setup thread.
+fn set_up(cfg: &Config, disk: Arc<DiskCache>, metrics: &Arc<Metrics>) -> Box<dyn RemoteWork> {
     if let Some(d) = DaemonClient::connect(cfg, disk.clone(), metrics.clone()) {
         return Box::new(d);
     }
