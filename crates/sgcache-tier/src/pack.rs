@@ -9,8 +9,11 @@
 //! manifest needs, all are rebuilt. Cuts are content-defined (after an output whose id starts
 //! with a byte below [`CUT_BELOW`], or at [`PACK_TARGET`] bytes), so a rebuild after a small
 //! change yields mostly the packs the remote has already (not uploaded again). An output over
-//! [`PACK_TARGET`] gets a pack of its own, so packs stay in record order: prefetch fetches
-//! them in that order, which is the order a build asks for its outputs.
+//! [`PACK_TARGET`] is not packed: a pack of one object saves no request over the object
+//! itself, and would store its bytes (for `std`, 13 outputs and 56 MiB of its 161) a second
+//! time and hold them in memory while uploading; prefetch fetches such outputs one by one,
+//! and a get fetches it at once. Packs are in record order, the order a build asks for its
+//! outputs, and prefetch fetches them in that order.
 //!
 //! Reading ([`fetch_pack`], in prefetch): as a pack's directory arrives, each output it holds
 //! that a trusted record names and the local tier lacks is claimed (no other pack writes it),
@@ -41,13 +44,14 @@ pub const CUT_BELOW: u8 = 8;
 /// Packs uploaded at once.
 const PACK_UPLOADS: usize = 4;
 
-/// Distinct outputs of `records`, in record order.
+/// Distinct outputs of `records` that go in packs (at most [`PACK_TARGET`] bytes), in
+/// record order.
 fn outputs(records: &[IndexEntry]) -> Vec<(OutputId, u64)> {
     let mut seen = HashSet::new();
     records
         .iter()
         .map(|r| (r.output, r.size))
-        .filter(|(o, _)| seen.insert(*o))
+        .filter(|&(o, size)| size <= PACK_TARGET as u64 && seen.insert(o))
         .collect()
 }
 
@@ -110,13 +114,17 @@ pub async fn store_packs(
 /// An output missing or changed locally is left out.
 fn build(disk: &DiskCache, outputs: &[(OutputId, u64)], tx: &tokio::sync::mpsc::Sender<Vec<u8>>) {
     let mut objs: Vec<(OutputId, u64)> = Vec::new();
-    let mut body: Vec<u8> = Vec::new();
+    // At most a pack's worth plus one output: one buffer for the whole run.
+    let mut body: Vec<u8> = Vec::with_capacity(2 * PACK_TARGET);
     let send = |objs: &mut Vec<(OutputId, u64)>, body: &mut Vec<u8>| {
         if objs.is_empty() {
             return true;
         }
-        let mut pack = encode_header(objs);
-        pack.append(body);
+        let header = encode_header(objs);
+        let mut pack = Vec::with_capacity(header.len() + body.len());
+        pack.extend_from_slice(&header);
+        pack.extend_from_slice(body);
+        body.clear();
         objs.clear();
         tx.blocking_send(pack).is_ok()
     };
@@ -124,9 +132,6 @@ fn build(disk: &DiskCache, outputs: &[(OutputId, u64)], tx: &tokio::sync::mpsc::
         let Some(path) = disk.find_output(&out, size) else {
             continue;
         };
-        if size as usize > PACK_TARGET && !send(&mut objs, &mut body) {
-            return;
-        }
         let at = body.len();
         match std::fs::File::open(&path).and_then(|f| {
             use std::io::Read;

@@ -196,9 +196,12 @@ fn a_corrupted_object_is_healed_by_the_next_writer() {
     let module = tmp.path().join("m");
     write_tiny_module(&module, "heal");
     let env = |c: &mut Command| {
-        // Objects alone (packs hold copies; the tier's tests heal those).
+        // Objects alone (packs hold copies; the tier's tests heal those). A generous
+        // first-byte limit: a lookup of B's that timed out on a loaded machine would leave
+        // its object unread, so not known corrupt, so not healed, and C would compile.
         c.env("SGCACHE_PACKS", "0")
-            .env("SGCACHE_COMPRESSION", "off");
+            .env("SGCACHE_COMPRESSION", "off")
+            .env("SGCACHE_REMOTE_TIMEOUT", "30s");
     };
     let mut a = go_remote(&module, &tmp.path().join("a"), &url, "main");
     env(&mut a);
@@ -227,7 +230,12 @@ fn a_corrupted_object_is_healed_by_the_next_writer() {
     let mut c = go_remote(&module, &tmp.path().join("c"), &url, "main");
     env(&mut c);
     let cout = build_x(&mut c);
-    assert_eq!(compiles(&cout.stderr), 0, "C: {}", summary(&cout));
+    assert_eq!(
+        compiles(&cout.stderr),
+        0,
+        "C: {}\nB: {mb:?}",
+        summary(&cout)
+    );
     let mc = metrics(&cout);
     assert_eq!(mc.remote_corrupt_objects, 0, "C: {mc:?}\nB: {mb:?}");
 }
