@@ -236,32 +236,89 @@ fn credentials_fingerprint() -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The manifest name of the build context of go commands run in the current directory:
-/// `SGCACHE_MANIFEST_KEY`, else what identifies a build context. The go version need not be
-/// part of it: it salts every action id, so another version's manifest only yields misses.
+/// The variables that, with the working directory, name a build context.
+///
+/// The go command sets each of them in its own environment before it starts anything
+/// (`cmd/go/main.go`, `invoke`: "Set environment (GOOS, GOARCH, etc) explicitly", from
+/// `envcmd.MkEnv`), so a GOCACHEPROG child sees the values `go env` prints even when the
+/// user's shell sets none. A command run from that shell (`sgcache prefetch`) must ask
+/// `go env` for them: see [`go_env_context`].
+pub const CONTEXT_VARS: [&str; 5] = ["GOOS", "GOARCH", "GOFLAGS", "CGO_ENABLED", "GOEXPERIMENT"];
+
+/// The manifest name of the build context of go commands run in the current directory, as
+/// the go command's GOCACHEPROG child sees it: `SGCACHE_MANIFEST_KEY`, else the directory
+/// and [`CONTEXT_VARS`] from this process's environment (set by the go command). The go
+/// version need not be part of it: it salts every action id, so another version's manifest
+/// only yields misses.
 fn manifest_name(key: Option<&str>) -> ManifestName {
     let cwd = std::env::current_dir().unwrap_or_default();
-    manifest_name_in(key, &cwd)
+    manifest_name_in(key, &cwd, &|var| std::env::var(var).unwrap_or_default())
 }
 
 /// The manifest name of go commands run in `dir` (`dir` as the operating system reports a
-/// working directory: absolute, symbolic links resolved), with this environment's `GOOS`,
-/// `GOARCH`, `GOFLAGS`, `CGO_ENABLED` and `GOEXPERIMENT`; `SGCACHE_MANIFEST_KEY`, when
-/// set, names one context whatever the directory.
-pub fn manifest_name_in(key: Option<&str>, dir: &std::path::Path) -> ManifestName {
+/// working directory: absolute, symbolic links resolved) whose [`CONTEXT_VARS`] have the
+/// values `var` gives; `SGCACHE_MANIFEST_KEY`, when set, names one context whatever the
+/// directory.
+fn manifest_name_in(
+    key: Option<&str>,
+    dir: &std::path::Path,
+    var: &dyn Fn(&str) -> String,
+) -> ManifestName {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     match key.filter(|k| !k.is_empty()) {
         Some(k) => h.update(format!("key={k}")),
         None => {
             h.update(format!("cwd={}\0", dir.display()));
-            for var in ["GOOS", "GOARCH", "GOFLAGS", "CGO_ENABLED", "GOEXPERIMENT"] {
-                let v = std::env::var(var).unwrap_or_default();
-                h.update(format!("{var}={v}\0"));
+            for name in CONTEXT_VARS {
+                h.update(format!("{name}={}\0", var(name)));
             }
         }
     }
     ManifestName(h.finalize().into())
+}
+
+/// The manifest name of go commands run in `dir` (absolute, links resolved) with this
+/// environment, for a command run from the user's shell rather than by the go command:
+/// [`CONTEXT_VARS`] from [`go_env_context`]. Without a usable go command, this environment's
+/// values are used, with a warning on stderr: a context named from them may not be the
+/// build's.
+pub fn manifest_name_of_dir(dir: &std::path::Path) -> ManifestName {
+    match go_env_context(dir) {
+        Ok(vars) => manifest_name_in(None, dir, &|v| vars.get(v).cloned().unwrap_or_default()),
+        Err(e) => {
+            tracing::warn!(
+                "{e:#}; naming the build context of `{}` from this environment",
+                dir.display()
+            );
+            manifest_name_in(None, dir, &|v| std::env::var(v).unwrap_or_default())
+        }
+    }
+}
+
+/// [`CONTEXT_VARS`] as a go command run in `dir` with this environment sets them: `go env
+/// -json` run there (so the go env file, the module's toolchain and the computed defaults,
+/// such as `CGO_ENABLED`, count as they do for the build).
+///
+/// Errors: the go command could not be run, failed (its stderr is in the error), or printed
+/// something other than a JSON object of strings.
+fn go_env_context(dir: &std::path::Path) -> Result<std::collections::HashMap<String, String>> {
+    let out = std::process::Command::new("go")
+        .arg("env")
+        .arg("-json")
+        .args(CONTEXT_VARS)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running `go env`")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "`go env` in `{}` failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("reading `go env -json`")
 }
 
 /// The directory the go command itself uses, found the way `cmd/go` finds it:

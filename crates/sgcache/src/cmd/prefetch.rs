@@ -2,8 +2,9 @@
 //!
 //! Which build context: the one go commands run in `DIR` (default: here) with this
 //! environment will use — the same rule as serving (`SGCACHE_MANIFEST_KEY`, else the directory
-//! and `GOOS`, `GOARCH`, `GOFLAGS`, `CGO_ENABLED`, `GOEXPERIMENT`; see
-//! `config::manifest_name_in`). The work runs in the shared daemon of this configuration
+//! and `GOOS`, `GOARCH`, `GOFLAGS`, `CGO_ENABLED`, `GOEXPERIMENT` as `go env` in that directory
+//! gives them, which is what the go command sets for its GOCACHEPROG child; see
+//! `config::CONTEXT_VARS`). The work runs in the shared daemon of this configuration
 //! (started if none runs), so the command returns at once and go commands that start
 //! meanwhile join its downloads; `--wait` returns when it is done. With `SGCACHE_DAEMON=off`
 //! it works in this process and always waits. A missing manifest or a remote that is down is
@@ -21,7 +22,7 @@ use sgcache_tier::{Fetcher, Session};
 use sgcache_types::Metrics;
 
 use crate::cli::DaemonMode;
-use crate::config::{Config, manifest_name_in};
+use crate::config::{Config, manifest_name_of_dir};
 
 /// `sgcache prefetch`.
 #[derive(clap::Args, Debug)]
@@ -79,17 +80,22 @@ pub fn run(cfg: &Config, args: &PrefetchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The build contexts of `dirs` (default: the current directory's).
+/// The build contexts of `dirs` (default: the current directory's), as go commands run there
+/// name them: the variables that name a context come from `go env` in each directory, since
+/// the go command sets them for its GOCACHEPROG child even when this shell does not (see
+/// `config::CONTEXT_VARS`).
 fn contexts(cfg: &Config, dirs: &[PathBuf]) -> Result<Vec<ManifestName>> {
-    if dirs.is_empty() || cfg.manifest_key.is_some() {
+    if cfg.manifest_key.is_some() {
         return Ok(vec![cfg.manifest]);
     }
+    let here = [PathBuf::from(".")];
+    let dirs = if dirs.is_empty() { &here[..] } else { dirs };
     let mut names = Vec::new();
     for d in dirs {
         // As the go command's working directory is reported: absolute, links resolved.
         let dir = std::fs::canonicalize(d)
             .with_context(|| format!("prefetch directory `{}`", d.display()))?;
-        let name = manifest_name_in(None, &dir);
+        let name = manifest_name_of_dir(&dir);
         if !names.contains(&name) {
             names.push(name);
         }

@@ -234,3 +234,57 @@ fn prefetch_without_a_manifest_with_a_corrupt_pack_or_a_dead_remote_is_harmless(
     let check = check_cache(&g);
     assert!(check.corrupt.is_empty(), "{:?}", check.corrupt);
 }
+
+/// With no `SGCACHE_MANIFEST_KEY`, `sgcache prefetch` run from a shell that sets none of
+/// GOOS, GOARCH, CGO_ENABLED, GOEXPERIMENT names the build context as the go command's child
+/// does (the go command sets those for it): it finds the manifest the builds stored, and a
+/// local-only build after it compiles nothing.
+#[test]
+fn prefetch_names_the_build_context_as_the_go_command_does() {
+    let test = "prefetch_names_the_build_context_as_the_go_command_does";
+    if !crate::common::have_go(test) {
+        return;
+    }
+    let Some(nginx) = var("SGCACHE_TEST_HTTP_URL") else {
+        eprintln!(
+            "SKIP {test}: SGCACHE_TEST_HTTP_URL is not set (nginx; scripts/test.sh starts it)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("m");
+    crate::common::write_module(&module);
+    let ns = format!("prefetch-ctx-{}", std::process::id());
+    for _ in 0..2 {
+        let mut a = go_remote(&module, &tmp.path().join("a"), &nginx, &ns);
+        a.env_remove("SGCACHE_MANIFEST_KEY")
+            .env("SGCACHE_DAEMON", "off");
+        build_x(&mut a);
+    }
+    let b = tmp.path().join("b");
+    let mut p = sgcache(&module, &b, &nginx, &ns, &tmp.path().join("run"));
+    p.env_remove("SGCACHE_MANIFEST_KEY")
+        .env("SGCACHE_DAEMON", "off")
+        .args(["prefetch", "--wait"]);
+    for v in ["GOOS", "GOARCH", "CGO_ENABLED", "GOEXPERIMENT"] {
+        p.env_remove(v);
+    }
+    let said = ok(p, "sgcache prefetch --wait");
+    let records: u64 = said
+        .split(" records")
+        .next()
+        .and_then(|r| r.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no record count in {said:?}"));
+    assert!(
+        records > 0,
+        "prefetch found no manifest for this context: {said}"
+    );
+    let mut local = crate::common::go(&module, &b, true);
+    let out = build_x(&mut local);
+    assert_eq!(
+        compiles(&out.stderr),
+        0,
+        "prefetch left something out: {said}"
+    );
+}
