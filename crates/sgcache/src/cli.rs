@@ -3,8 +3,11 @@
 //! This is the one place where knobs are declared: each global option names its
 //! environment variable, default and documentation here, clap resolves
 //! flag > environment > default, and `docs/configuration.md` is checked against this
-//! declaration by a test (`sgcache config-table` prints the table).
+//! declaration by a test (`sgcache config-table` prints the table). Every subcommand's
+//! arguments are declared here too; `cmd/*` implement them and import from here, never the
+//! other way round, so the binary's modules import in one direction (no circle).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -262,31 +265,134 @@ pub enum Command {
     /// the local directory is writable and the remote reachable with working credentials.
     Doctor,
     /// Print or rewrite a Go build ID, like `go tool buildid`.
-    Buildid(crate::cmd::buildid::BuildidArgs),
+    Buildid(BuildidArgs),
     /// Show cache entries: output id, size, time, kind, and for Go archives the build ID
     /// and `go object` header.
-    Inspect(crate::cmd::inspect::InspectArgs),
+    Inspect(InspectArgs),
     /// Run the shared daemon for this configuration in the foreground (GOCACHEPROG clients
     /// hand it their remote work). Exits after SGCACHE_DAEMON_IDLE without clients.
     Daemon(DaemonArgs),
     /// Warm the local tier from the remote for the go commands that will run in DIR (default:
     /// here), before they ask: in the shared daemon (started if none runs), returning at once
     /// unless --wait.
-    Prefetch(crate::cmd::prefetch::PrefetchArgs),
+    Prefetch(PrefetchArgs),
     /// Why a go command missed the cache: run it (`sgcache explain -- go test ./...`) and
     /// trace each miss, against a recorded baseline (`sgcache explain record -- go test
     /// ./...`), down to its root cause, with what to do about it.
-    Explain(crate::cmd::explain::ExplainArgs),
+    Explain(ExplainArgs),
     /// Print a new Ed25519 key pair: `SGCACHE_SIGNING_KEY=sgsk1_…` (secret: keep it in a
     /// secret store, for trusted jobs only) and `SGCACHE_TRUSTED_KEYS=sgpk1_…` (public: give
     /// it to every job that reads the cache).
     Keygen,
     /// Helpers for CI jobs (the GitHub Action runs them).
     #[command(subcommand)]
-    Ci(crate::cmd::ci::CiCommand),
+    Ci(CiCommand),
     /// Print the configuration table (markdown) generated from this declaration.
     #[command(name = "config-table", hide = true)]
     ConfigTable,
+}
+
+/// `sgcache buildid`.
+#[derive(Debug, Args)]
+pub struct BuildidArgs {
+    /// Rewrite the file's content ID to match its content (like `go tool buildid -w`).
+    #[arg(short = 'w')]
+    pub write: bool,
+    /// A Go package archive or binary.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `sgcache inspect`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+pub struct InspectArgs {
+    /// An action ID (64 hex digits) or a hex prefix of one.
+    #[arg(value_name = "ACTIONID")]
+    pub id: Option<String>,
+    /// Every entry in the cache.
+    #[arg(long)]
+    pub all: bool,
+    /// Machine-readable output (a JSON array).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sgcache prefetch`.
+#[derive(Debug, Args)]
+pub struct PrefetchArgs {
+    /// Return only when the local tier is warm (else at once; the daemon keeps working).
+    #[arg(long)]
+    pub wait: bool,
+    /// Directories whose go commands to warm for (e.g. `.` and `tools`); default: this one.
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `sgcache explain`.
+#[derive(Debug, Args)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+pub struct ExplainArgs {
+    /// `record`: store this run as the baseline instead of explaining it.
+    #[command(subcommand)]
+    pub action: Option<ExplainAction>,
+    /// The baseline: a file (a path with a `/`, or an existing file) or a namespace of the
+    /// remote. Default: this machine's baseline for the same go command, else the remote's
+    /// (SGCACHE_NAMESPACE, then SGCACHE_READ_NAMESPACES).
+    #[arg(long, value_name = "FILE|NAMESPACE")]
+    pub against: Option<String>,
+    /// Print the report as JSON on stdout (the go command's own stdout goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// The baseline's name (default: the go command's arguments, so `go test ./...` is
+    /// explained against the last recorded `go test ./...`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The go command, after `--` (e.g. `-- go test ./...`).
+    #[arg(last = true, required = true, value_name = "GO COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// `sgcache explain record`.
+#[derive(Debug, Subcommand)]
+pub enum ExplainAction {
+    /// Run the go command with the hashing transcript on and store it as the baseline: on
+    /// this machine (or --out) and, when this job writes the remote, in the remote under
+    /// SGCACHE_NAMESPACE (signed with SGCACHE_SIGNING_KEY, if set).
+    Record(RecordArgs),
+}
+
+/// `sgcache explain record`'s arguments.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Write the baseline to this file instead of the local cache directory (the remote
+    /// still gets it).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The baseline's name (default: the go command's arguments).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The go command, after `--`.
+    #[arg(last = true, required = true, value_name = "GO COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// `sgcache ci …`.
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Set the mtime of every git-tracked file (and of the directories holding them) to a
+    /// time derived from its content, the same on every checkout, so `go test` results of
+    /// tests that read files (testdata/) are reused from a shared cache on fresh checkouts.
+    /// Files modified in the work tree are left alone.
+    RestoreMtimes(RestoreMtimesArgs),
+}
+
+/// `sgcache ci restore-mtimes`.
+#[derive(Debug, Args)]
+pub struct RestoreMtimesArgs {
+    /// A directory inside the git work tree (the whole work tree is done).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub path: PathBuf,
 }
 
 impl Command {

@@ -7,19 +7,9 @@
 //! without a build ID fails, as Go's does ("no id specified").
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `sgcache buildid`.
-#[derive(clap::Args, Debug)]
-pub struct BuildidArgs {
-    /// Rewrite the file's content ID to match its content (like `go tool buildid -w`).
-    #[arg(short = 'w')]
-    pub write: bool,
-    /// A Go package archive or binary.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-}
+use crate::cli::BuildidArgs;
 
 /// Runs the command; a failure is reported on stderr and turned into exit status 1.
 pub fn run(args: &BuildidArgs) -> anyhow::Result<ExitCode> {

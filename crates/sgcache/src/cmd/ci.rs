@@ -27,26 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
-/// `sgcache ci …`.
-#[derive(Debug, Subcommand)]
-pub enum CiCommand {
-    /// Set the mtime of every git-tracked file (and of the directories holding them) to a
-    /// time derived from its content, the same on every checkout, so `go test` results of
-    /// tests that read files (testdata/) are reused from a shared cache on fresh checkouts.
-    /// Files modified in the work tree are left alone.
-    RestoreMtimes(RestoreMtimesArgs),
-}
-
-/// `sgcache ci restore-mtimes`.
-#[derive(Debug, Args)]
-pub struct RestoreMtimesArgs {
-    /// A directory inside the git work tree (the whole work tree is done).
-    #[arg(value_name = "DIR", default_value = ".")]
-    pub path: PathBuf,
-}
+use crate::cli::CiCommand;
 
 /// Runs an `sgcache ci` subcommand.
 pub fn run(cmd: &CiCommand) -> Result<ExitCode> {

@@ -36,55 +36,8 @@ use sgcache_explain::{
 use sgcache_store::{BaselineName, Lookup, RemoteCache};
 use sgcache_types::{ActionId, IndexEntry, Metrics};
 
+use crate::cli::{ExplainAction, ExplainArgs};
 use crate::config::Config;
-
-/// `sgcache explain`.
-#[derive(Debug, clap::Args)]
-#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
-pub struct ExplainArgs {
-    /// `record`: store this run as the baseline instead of explaining it.
-    #[command(subcommand)]
-    pub action: Option<ExplainAction>,
-    /// The baseline: a file (a path with a `/`, or an existing file) or a namespace of the
-    /// remote. Default: this machine's baseline for the same go command, else the remote's
-    /// (SGCACHE_NAMESPACE, then SGCACHE_READ_NAMESPACES).
-    #[arg(long, value_name = "FILE|NAMESPACE")]
-    pub against: Option<String>,
-    /// Print the report as JSON on stdout (the go command's own stdout goes to stderr).
-    #[arg(long)]
-    pub json: bool,
-    /// The baseline's name (default: the go command's arguments, so `go test ./...` is
-    /// explained against the last recorded `go test ./...`).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// The go command, after `--` (e.g. `-- go test ./...`).
-    #[arg(last = true, required = true, value_name = "GO COMMAND")]
-    pub command: Vec<OsString>,
-}
-
-/// `sgcache explain record`.
-#[derive(Debug, clap::Subcommand)]
-pub enum ExplainAction {
-    /// Run the go command with the hashing transcript on and store it as the baseline: on
-    /// this machine (or --out) and, when this job writes the remote, in the remote under
-    /// SGCACHE_NAMESPACE (signed with SGCACHE_SIGNING_KEY, if set).
-    Record(RecordArgs),
-}
-
-/// `sgcache explain record`'s arguments.
-#[derive(Debug, clap::Args)]
-pub struct RecordArgs {
-    /// Write the baseline to this file instead of the local cache directory (the remote
-    /// still gets it).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// The baseline's name (default: the go command's arguments).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// The go command, after `--`.
-    #[arg(last = true, required = true, value_name = "GO COMMAND")]
-    pub command: Vec<OsString>,
-}
 
 /// go subcommands that accept `-debug-actiongraph`.
 const BUILDING: &[&str] = &["build", "install", "run", "test", "vet", "list"];

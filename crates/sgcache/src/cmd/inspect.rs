@@ -20,20 +20,7 @@ use anyhow::{Context, Result};
 use sgcache_buildid::{ExecFormat, Kind};
 use sgcache_disk::{ActionId, IndexEntry, layout};
 
-/// `sgcache inspect`.
-#[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
-pub struct InspectArgs {
-    /// An action ID (64 hex digits) or a hex prefix of one.
-    #[arg(value_name = "ACTIONID")]
-    pub id: Option<String>,
-    /// Every entry in the cache.
-    #[arg(long)]
-    pub all: bool,
-    /// Machine-readable output (a JSON array).
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::cli::InspectArgs;
 
 /// What we found out about one index entry.
 #[derive(Debug)]

@@ -21,19 +21,8 @@ use sgcache_store::{ManifestName, RemoteCache};
 use sgcache_tier::{Fetcher, Session};
 use sgcache_types::Metrics;
 
-use crate::cli::DaemonMode;
+use crate::cli::{DaemonMode, PrefetchArgs};
 use crate::config::{Config, manifest_name_of_dir};
-
-/// `sgcache prefetch`.
-#[derive(clap::Args, Debug)]
-pub struct PrefetchArgs {
-    /// Return only when the local tier is warm (else at once; the daemon keeps working).
-    #[arg(long)]
-    pub wait: bool,
-    /// Directories whose go commands to warm for (e.g. `.` and `tools`); default: this one.
-    #[arg(value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
-}
 
 /// Runs the command.
 pub fn run(cfg: &Config, args: &PrefetchArgs) -> Result<ExitCode> {
