@@ -172,6 +172,7 @@ if [ "$backend" != file ]; then
   fi
   for n in ${SGCACHE_BENCH_HEADSTART:-0 2 5}; do
     rh=$(headstart_series "$slow_url" "$n")
+    grep '^sgcache:' "$work/head.log" | tail -1 | sed "s/^/build after a $n s head start: /"
     printf 'the same, sgcache prefetch started %s s ahead: %sx a warm local build (median of %s pairs; target <= 1.25 at 5 s)\n' "$n" "$rh" "$pairs"
   done
   kill "$proxy_pid" 2>/dev/null || true

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Go release lines the end-to-end tests run against besides this machine's own go: the
-# newest patch of each line the module proxy serves, downloaded by the go command itself
+# patch of each line pinned below (fixed, so CI runs are repeatable), downloaded by the go command itself
 # (GOTOOLCHAIN=<version>) into its module cache, which persists between CI runs. Prints the
 # versions that run, space-separated, on stdout; a version that cannot be had is said on
 # stderr and left out (the toolchains test then says which it skips).

@@ -5,7 +5,7 @@
 # `OutputID`). Prints the GOROOT on stdout; everything else goes to stderr.
 #
 #   bash scripts/go123.sh                   # build if missing, print GOROOT
-#   SGCACHE_GO123=$(bash scripts/go123.sh) cargo test -p sgcache --test reliability_compat
+#   SGCACHE_GO123=$(bash scripts/go123.sh) cargo test -p sgcache --test e2e -- reliability_compat
 #
 # Source: Debian bookworm-backports `golang-1.23-go` + `golang-1.23-src` (fetched with
 # `apt-get download`, unpacked in a temp directory, nothing installed system-wide). The

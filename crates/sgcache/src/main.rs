@@ -37,13 +37,28 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    let prints_listing = matches!(
+        cli.command,
+        Some(Command::Inspect(_) | Command::Stats(_) | Command::Explain(_) | Command::ConfigTable)
+    );
     match run(cli, cfg, started) {
         Ok(code) => code,
+        // `sgcache inspect --all | head`: the reader has what it wanted; like other Unix
+        // listing tools, stop quietly rather than report the closed pipe.
+        Err(e) if prints_listing && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             fatal(&format!("{e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The error that ends the process: always printed, whatever `SGCACHE_LOG` filters out.

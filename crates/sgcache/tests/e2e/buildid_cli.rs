@@ -316,4 +316,23 @@ build id \"abcdefghijklmnopqrst/ABCDEFGHIJKLMNOPQRST\"\n\n";
         .unwrap();
     sgcache_in(tmp.path(), &["inspect", "--all"]);
     assert_eq!(mtime(&a_path), old);
+
+    // `sgcache inspect --all | head`: a reader that has gone is not an error. The pipe's read
+    // end is closed before sgcache starts, so its first write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_sgcache"))
+        .arg("--dir")
+        .arg(tmp.path())
+        .args(["inspect", "--all"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,6 +1,6 @@
 //! The remote tier under network faults and latency, end to end: the real go command, the
 //! real binary, nginx WebDAV from `.ci/servers.sh` (`SGCACHE_TEST_HTTP_URL`), and the
-//! fault-injecting proxy of `tests/common/proxy.rs` in between.
+//! fault-injecting proxy of `tests/e2e/common/proxy.rs` in between.
 //!
 //! - A connection reset in the middle of downloads costs compiles, never a wrong byte.
 //! - A server that goes away in the middle of uploads leaves nothing a reader accepts.
