@@ -225,7 +225,8 @@ impl DiskCache {
     /// Go's `putIndexEntry`: writes the 175-byte entry `v1 <id> <out> <size> <time_nanos>\n` to
     /// `<id>-a` by opening without `O_TRUNC`, writing, and only then truncating to 175 bytes (a
     /// concurrent identical write never sees an empty file). On a write error the file is
-    /// removed. Then atime and mtime are set to the clock's now.
+    /// removed. The file's mtime is then the clock's now: set explicitly for a test clock,
+    /// by the write itself for the wall clock ([`Clock::is_wall_clock`]).
     ///
     /// `e.time_nanos` is the entry's time: now for a fresh put, or the original put time for
     /// an entry fetched from a remote.
@@ -254,7 +255,9 @@ impl DiskCache {
             let _ = std::fs::remove_file(&path);
             return Err(Error::io("write", &path, e));
         }
-        let _ = fsutil::set_times_file(&f, self.clock.now());
+        if !self.clock.is_wall_clock() {
+            let _ = fsutil::set_times_file(&f, self.clock.now());
+        }
         Ok(())
     }
 

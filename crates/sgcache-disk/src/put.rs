@@ -103,7 +103,8 @@ impl PendingPut {
     ///   single file is returned if it has the right size, else
     ///   [`Error::InvalidExecutableEntry`].
     /// * Otherwise (missing, wrong size or corrupt): the temp file gets the clock's now as
-    ///   atime/mtime and is renamed over `<out>-d` (atomic replace).
+    ///   mtime (with the wall clock, by being written) and is renamed over `<out>-d` (atomic
+    ///   replace).
     ///
     /// Returns the absolute path of the file holding the output.
     pub fn commit(mut self) -> Result<PathBuf> {
@@ -178,9 +179,11 @@ impl PendingPut {
             _ => {}
         }
 
-        // Go sets the mtime after writing ("mainly for tests"); we set it on the temp file so
-        // the output appears with its final mtime (rename keeps it).
-        let _ = fsutil::set_times_file(&file, self.clock.now());
+        // The output appears with the clock's now as its mtime (rename keeps the temp file's).
+        // With the wall clock the last write already set it (see `Clock::is_wall_clock`).
+        if !self.clock.is_wall_clock() {
+            let _ = fsutil::set_times_file(&file, self.clock.now());
+        }
         drop(file);
         // Fails with NotFound if `go clean -cache` removed the subdirectory (and our temp file)
         // under us; the put is then reported as failed, which the go command tolerates.

@@ -638,6 +638,35 @@ fn reput_keeps_mtime_and_corrupt_output_is_replaced() {
     assert_eq!(all_entries(&c).len(), 4, "{:?}", all_entries(&c));
 }
 
+/// With the wall clock a put does not stamp mtimes itself (the write does): an index entry and a
+/// corrupt output rewritten over files a day old must still come out with "now" as mtime, which
+/// is what trim and markUsed read.
+#[test]
+fn wall_clock_puts_leave_now_as_mtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = DiskCache::open(tmp.path()).unwrap();
+    let (_, d) = c.put_bytes(&dummy_id(1), b"payload").unwrap();
+    let a = c.action_path(&dummy_id(1));
+    let day_ago = SystemTime::now() - Duration::from_secs(86_400);
+    fs::write(&d, b"PAYLOAD").unwrap();
+    set_mtime(&d, day_ago);
+    set_mtime(&a, day_ago);
+    let before = SystemTime::now() - Duration::from_secs(2);
+    c.put_bytes(&dummy_id(1), b"payload").unwrap();
+    for p in [&d, &a] {
+        let m = fs::metadata(p).unwrap().modified().unwrap();
+        assert!(
+            m >= before,
+            "{}: mtime {m:?} older than the put",
+            p.display()
+        );
+    }
+    assert_eq!(fs::read(&d).unwrap(), b"payload");
+    // An empty output (no write at all) is created now too.
+    let (_, e) = c.put_bytes(&dummy_id(2), b"").unwrap();
+    assert!(fs::metadata(&e).unwrap().modified().unwrap() >= before);
+}
+
 #[test]
 fn put_recreates_subdir_removed_by_go_clean() {
     let tmp = tempfile::tempdir().unwrap();
