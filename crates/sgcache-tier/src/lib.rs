@@ -41,7 +41,9 @@ mod work;
 pub use fetch::{Fetcher, Hit};
 pub use session::{Session, Stored, merge};
 pub use used::UsedActions;
-pub use work::{Answer, Deferred, Done, InProcess, LocalOnly, RemoteWork, TierConfig, runtime};
+pub use work::{
+    Answer, Deferred, Done, InProcess, Lazy, LocalOnly, RemoteWork, TierConfig, runtime,
+};
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its data valid.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

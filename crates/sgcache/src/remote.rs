@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sgcache_disk::DiskCache;
 use sgcache_store::RemoteCache;
-use sgcache_tier::{Deferred, InProcess, LocalOnly, RemoteWork, TierConfig};
+use sgcache_tier::{Deferred, InProcess, Lazy, LocalOnly, RemoteWork, TierConfig};
 use sgcache_types::Metrics;
 
 use crate::config::Config;
@@ -28,15 +28,20 @@ pub fn remote_work(
     Box::new(Deferred::start(move || set_up(&cfg, disk, &metrics)))
 }
 
-/// [`remote_work`]'s choice, made on its setup thread.
+/// [`remote_work`]'s choice, made on its setup thread. In-process work is [`Lazy`]: created
+/// on the run's first local miss or put, so a fully warm go command never pays for a
+/// runtime, a TLS client or a manifest load.
 fn set_up(cfg: &Config, disk: Arc<DiskCache>, metrics: &Arc<Metrics>) -> Box<dyn RemoteWork> {
     if let Some(d) = DaemonClient::connect(cfg, disk.clone(), metrics.clone()) {
         return Box::new(d);
     }
-    match in_process(cfg, disk, metrics) {
-        Some(t) => Box::new(t),
-        None => Box::new(LocalOnly),
-    }
+    let (cfg, metrics) = (cfg.clone(), metrics.clone());
+    Box::new(Lazy::new("in-process", move || {
+        match in_process(&cfg, disk, &metrics) {
+            Some(t) => Box::new(t) as Box<dyn RemoteWork>,
+            None => Box::new(LocalOnly),
+        }
+    }))
 }
 
 /// The in-process remote work for `cfg`, or `None` without a remote or when the remote
