@@ -39,7 +39,7 @@ mod used;
 mod work;
 
 pub use fetch::{Fetcher, Hit};
-pub use session::{Session, Stored, merge};
+pub use session::{Session, Stored, merge, nothing_to_store};
 pub use used::UsedActions;
 pub use work::{
     Answer, Deferred, Done, InProcess, Lazy, LocalOnly, RemoteWork, TierConfig, runtime,

@@ -24,7 +24,7 @@
 //! an action being prefetched joins it. Prefetch stops after 2 minutes or 8 GiB.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use sgcache_store::Trust;
 use sgcache_store::format::manifest;
 use sgcache_store::layers::BreakerPosition;
-use sgcache_store::{Lookup, Manifest, ManifestName, PackRef};
+use sgcache_store::{Lookup, Manifest, ManifestName, Mode, PackRef, RemoteConfig};
 use sgcache_types::{ActionId, IndexEntry, OutputId};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -190,13 +190,7 @@ impl Session {
 
     /// This machine's copy of the manifest, if it is younger than [`KNOWLEDGE_TTL`].
     fn fresh_copy(&self) -> Option<Manifest> {
-        let md = std::fs::metadata(&self.copy).ok()?;
-        if md.modified().ok()?.elapsed().ok()? >= KNOWLEDGE_TTL {
-            return None;
-        }
-        let bytes = std::fs::read(&self.copy).ok()?;
-        // The copy is this machine's own file, trusted like the local tier.
-        manifest::decode(&bytes, "local", &self.name, &Trust::new(&[], None, "local")).ok()
+        read_fresh_copy(&self.copy, &self.name)
     }
 
     /// Keeps `m` as this machine's copy of the manifest.
@@ -448,6 +442,44 @@ impl Session {
             }
         }
     }
+}
+
+/// The manifest copy at `path`, if it is younger than [`KNOWLEDGE_TTL`].
+fn read_fresh_copy(path: &Path, name: &ManifestName) -> Option<Manifest> {
+    let md = std::fs::metadata(path).ok()?;
+    if md.modified().ok()?.elapsed().ok()? >= KNOWLEDGE_TTL {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    // The copy is this machine's own file, trusted like the local tier.
+    manifest::decode(&bytes, "local", name, &Trust::new(&[], None, "local")).ok()
+}
+
+/// Whether a run that only hit locally (`used`, no lookups) has nothing to store for the
+/// build context `name`: what [`Session::store_run`] would conclude, decided from this
+/// machine's recent copy of the manifest alone. True when the job does not write, or when
+/// the copy is younger than [`KNOWLEDGE_TTL`] and lists every used action with the same
+/// output ([`merge`] finds nothing new). False when there is no recent copy (the session
+/// would load the manifest from the remote to know).
+pub fn nothing_to_store(
+    disk_dir: &Path,
+    cfg: &RemoteConfig,
+    name: &ManifestName,
+    used: &[IndexEntry],
+) -> bool {
+    if used.is_empty() || cfg.mode == Mode::ReadOnly {
+        return true;
+    }
+    let path =
+        local_state::manifest_copy_path(&sgcache_disk::layout::state_dir(disk_dir), cfg, name);
+    let Some(copy) = read_fresh_copy(&path, name) else {
+        return false;
+    };
+    let mut run = UsedActions::default();
+    for e in used {
+        run.note(*e);
+    }
+    merge(&run, &copy, false, |_| false).is_none()
 }
 
 /// The manifest to store, without packs: this run's actions first, then the previous

@@ -204,18 +204,25 @@ impl RemoteWork for Deferred {
 /// (root certificates) and the manifest load: measured as ~7 % of a warm `go build std` on
 /// two cores against a local-only run. Until then, [`RemoteWork::note_used`] is kept (in
 /// order) and handed over when the work is created, so the manifest of a run that does need
-/// the remote still lists everything it used. [`RemoteWork::finish`] of a run that never
-/// needed it does nothing: no manifest is loaded, compared or stored (the last one stays;
-/// a run with only local hits has nothing to add that the remote could serve unless an
-/// earlier run uploaded it, and that run stored its own manifest). A set-up that panics
+/// the remote still lists everything it used.
+///
+/// [`RemoteWork::finish`] of a run that never needed the remote asks `nothing_to_store` with
+/// the entries it used (in-process: [`crate::nothing_to_store`], the conclusion
+/// [`Session::store_run`] would reach, from this machine's recent manifest copy). Only if
+/// there may be something to store — the copy is old or missing, or lacks an entry this run
+/// used (hits from another build context, a store that failed) — is the work created then,
+/// to load, merge and store the manifest exactly as an eager run would. A set-up that panics
 /// leaves the run [`LocalOnly`].
 pub struct Lazy {
     /// What [`RemoteWork::describe`] says while nothing was needed.
     label: String,
+    nothing_to_store: Settled,
     state: Mutex<LazyState>,
 }
 
 type Setup = Box<dyn FnOnce() -> Box<dyn RemoteWork> + Send>;
+/// Whether a run that used these entries, and never needed the remote, has nothing to store.
+type Settled = Box<dyn Fn(&[IndexEntry]) -> bool + Send + Sync>;
 
 enum LazyState {
     Idle {
@@ -237,13 +244,16 @@ impl std::fmt::Debug for Lazy {
 }
 
 impl Lazy {
-    /// Work that `setup` creates on first need; `label` describes it until then.
+    /// Work that `setup` creates on first need; `label` describes it until then;
+    /// `nothing_to_store` tells a run that never needed it whether its `finish` may skip it.
     pub fn new(
         label: impl Into<String>,
         setup: impl FnOnce() -> Box<dyn RemoteWork> + Send + 'static,
+        nothing_to_store: impl Fn(&[IndexEntry]) -> bool + Send + Sync + 'static,
     ) -> Lazy {
         Lazy {
             label: label.into(),
+            nothing_to_store: Box::new(nothing_to_store),
             state: Mutex::new(LazyState::Idle {
                 setup: Box::new(setup),
                 used: Vec::new(),
@@ -308,9 +318,17 @@ impl RemoteWork for Lazy {
         self.needed().upload(entry, path);
     }
     fn finish(&self) -> DrainReport {
-        match self.created() {
-            Some(w) => w.finish(),
-            None => DrainReport::default(),
+        if let Some(w) = self.created() {
+            return w.finish();
+        }
+        let settled = match &*lock(&self.state) {
+            LazyState::Idle { used, .. } => (self.nothing_to_store)(used),
+            _ => false,
+        };
+        if settled {
+            DrainReport::default()
+        } else {
+            self.needed().finish()
         }
     }
     fn describe(&self) -> String {
@@ -537,10 +555,14 @@ mod tests {
         // Never needed: never created, finish is free, describe says the label.
         let created = Arc::new(Mutex::new(0));
         let c = created.clone();
-        let idle = Lazy::new("in-process", move || {
-            *lock(&c) += 1;
-            Box::new(LocalOnly) as Box<dyn RemoteWork>
-        });
+        let idle = Lazy::new(
+            "in-process",
+            move || {
+                *lock(&c) += 1;
+                Box::new(LocalOnly) as Box<dyn RemoteWork>
+            },
+            |used| used.len() == 2,
+        );
         idle.note_used(&entry(1));
         idle.note_used(&entry(2));
         assert_eq!(idle.describe(), "in-process");
@@ -556,10 +578,14 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = log.clone();
         let c = created.clone();
-        let lazy = Lazy::new("in-process", move || {
-            *lock(&c) += 1;
-            Box::new(Recorder(l)) as Box<dyn RemoteWork>
-        });
+        let lazy = Lazy::new(
+            "in-process",
+            move || {
+                *lock(&c) += 1;
+                Box::new(Recorder(l)) as Box<dyn RemoteWork>
+            },
+            |_| true,
+        );
         lazy.note_used(&entry(1));
         lazy.note_used(&entry(2));
         assert!(lock(&log).is_empty());
@@ -582,8 +608,24 @@ mod tests {
             ]
         );
 
+        // Never needed, but the run used something the manifest may lack: finish creates it
+        // (to store the manifest), with the entries handed over first.
+        let log2 = Arc::new(Mutex::new(Vec::new()));
+        let l2 = log2.clone();
+        let unsettled = Lazy::new(
+            "in-process",
+            move || Box::new(Recorder(l2)) as Box<dyn RemoteWork>,
+            |_| false,
+        );
+        unsettled.note_used(&entry(7));
+        unsettled.finish();
+        assert_eq!(
+            *lock(&log2),
+            vec![format!("used {}", short(7)), "finish".to_string()]
+        );
+
         // A put alone also needs it; a set-up that panics leaves the run local only.
-        let p = Lazy::new("in-process", || panic!("setting up failed"));
+        let p = Lazy::new("in-process", || panic!("setting up failed"), |_| true);
         p.upload(entry(6), PathBuf::from("/y"));
         assert_eq!(p.describe(), "local only");
     }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use sgcache_disk::DiskCache;
 use sgcache_store::testing::{Behaviour, FakeStore};
 use sgcache_store::{
-    ErrorKind, Manifest, ManifestName, RemoteCache, RemoteConfig, UploadJob, UploadQueue,
+    ErrorKind, Manifest, ManifestName, Mode, RemoteCache, RemoteConfig, UploadJob, UploadQueue,
 };
-use sgcache_tier::{Fetcher, Session, Stored, UsedActions, merge};
+use sgcache_tier::{Fetcher, Session, Stored, UsedActions, merge, nothing_to_store};
 use sgcache_types::{ActionId, IndexEntry, OutputId};
 
 /// One machine: a local tier of its own over the shared fake remote.
@@ -419,6 +419,48 @@ fn merge_puts_this_run_first_keeps_misses_and_skips_unchanged() {
     u.note_miss(a(9));
     assert!(merge(&u, &previous, false, all_definite).is_none());
     assert!(merge(&UsedActions::default(), &previous, true, all_definite).is_none());
+}
+
+/// What a run that never needed the remote decides alone (`nothing_to_store`, from this
+/// machine's manifest copy) is what its session would have decided after loading that copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_to_store_agrees_with_the_session() {
+    let fake = FakeStore::new();
+    let a = machine(&fake, |_| {});
+    let entries = build(&a, 6, 6);
+    let cfg = a.remote.config().clone();
+    let dir = a.disk.dir().to_path_buf();
+    let t = Duration::from_secs(30);
+    // No copy yet: only a load from the remote could tell.
+    assert!(!nothing_to_store(&dir, &cfg, &NAME, &entries[..3]));
+    assert!(nothing_to_store(&dir, &cfg, &NAME, &[]));
+    upload_all(&a, &entries[..4]).await;
+    let s = Session::new(a.fetcher.clone(), NAME);
+    assert_eq!(s.store_run(&used(&entries[..4]), t).await, Stored::Stored);
+
+    // The copy lists what the run used (a subset, in another order): nothing to store, and a
+    // new session agrees.
+    let mut some = entries[..3].to_vec();
+    some.reverse();
+    assert!(nothing_to_store(&dir, &cfg, &NAME, &some));
+    let s2 = Session::new(a.fetcher.clone(), NAME);
+    assert_eq!(s2.store_run(&used(&some), t).await, Stored::Unchanged);
+
+    // A hit the manifest lacks (say, from another build context): something to store, and
+    // the session stores it.
+    assert!(!nothing_to_store(&dir, &cfg, &NAME, &entries[..5]));
+    assert_eq!(s2.store_run(&used(&entries[..5]), t).await, Stored::Stored);
+    assert!(nothing_to_store(&dir, &cfg, &NAME, &entries[..5]));
+    // Another context's copy does not count; a job that does not write stores nothing.
+    assert!(!nothing_to_store(
+        &dir,
+        &cfg,
+        &ManifestName([8; 32]),
+        &entries[..3]
+    ));
+    let mut ro = cfg.clone();
+    ro.mode = Mode::ReadOnly;
+    assert!(nothing_to_store(&dir, &ro, &NAME, &entries));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,8 +177,9 @@ pub struct GlobalArgs {
           value_parser = parse_duration)]
     pub breaker_cooldown: Duration,
 
-    /// Prefetch: at start, fetch in the background what the last runs in this build context
-    /// used (their manifest), and at the end store this run's manifest.
+    /// Prefetch: once the run needs the remote (its first local miss or put), fetch in the
+    /// background what the last runs in this build context used (their manifest); at the end
+    /// store this run's manifest if it used something the last one lacks.
     #[arg(long, global = true, env = "SGCACHE_PREFETCH", value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true", default_value = "true",
           value_parser = BoolishValueParser::new())]

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     };
     let prints_listing = matches!(
         cli.command,
-        Some(Command::Inspect(_) | Command::Stats(_) | Command::Explain(_) | Command::ConfigTable)
+        Some(Command::Inspect(_) | Command::Stats(_) | Command::ConfigTable)
     );
     match run(cli, cfg, started) {
         Ok(code) => code,
