@@ -475,10 +475,7 @@ pub fn nothing_to_store(
     let Some(copy) = read_fresh_copy(&path, name) else {
         return false;
     };
-    let mut run = UsedActions::default();
-    for e in used {
-        run.note(*e);
-    }
+    let run: UsedActions = used.iter().copied().collect();
     merge(&run, &copy, false, |_| false).is_none()
 }
 
